@@ -1,0 +1,67 @@
+# fanout: every habit has a target. `make run` and `make test` are the two that matter.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STACK ?= dev
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+
+.PHONY: help install run test lint format unit infra-test e2e browser browser-deps bench plan package \
+        lock openapi screenshot clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fanout needs Python 3.11+")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+install: $(STAMP) ## create .venv and install the pinned dependencies
+
+run: $(STAMP) ## start the whole system locally (emulated AWS + API + web app)
+	exec $(PY) -m fanout.local
+
+test: lint unit infra-test e2e browser ## every check: lint, unit, infra, end-to-end, browser
+
+lint: $(STAMP) ## ruff format --check and ruff check
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: $(STAMP) ## ruff format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+unit: $(STAMP) ## unit tests, offline and in-process
+	$(PYTEST) -q tests/unit
+
+infra-test: $(STAMP) ## Pulumi program tests under mocks
+	@if [ -n "$$(ls tests/infra/test_*.py 2>/dev/null)" ]; then $(PYTEST) -q tests/infra; else echo "no infra tests yet"; fi
+
+e2e: $(STAMP) ## end-to-end tests against a local stack started as a subprocess
+	$(PYTEST) -q tests/e2e
+
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
+browser: $(STAMP) browser-deps ## browser tests in headless Chromium against the local stack
+	@if [ -n "$$(ls tests/browser/test_*.py 2>/dev/null)" ]; then $(PYTEST) -q tests/browser; else echo "no browser tests yet"; fi
+
+lock: ## re-resolve the pinned dependencies (needs uv in .venv or on PATH)
+	$(VENV)/bin/pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes --no-header -o requirements-dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11 --python-platform aarch64-manylinux_2_28 --generate-hashes --no-header -o requirements-lambda.lock
+
+clean: ## remove local state, build output and the virtualenv
+	rm -rf .fanout build dist $(VENV) .pytest_cache .ruff_cache
+
+package: $(STAMP) ## build the Lambda artifacts (handler zip + dependency layer) into build/
+	$(PY) -m infra.package
+
+plan: $(STAMP) ## print the resources STACK (dev|prd) would create, offline under Pulumi mocks
+	$(PY) -m infra.plan --stack $(STACK)

@@ -1,0 +1,248 @@
+"""The one declaration of fanout's building blocks, read from a stack's config.
+
+The local runtime (`make run`) and the Pulumi program both build exactly what a
+`Topology` says, so a consumer added to `Pulumi.<stack>.yaml` exists in both places.
+Config keys live in the `fanout:` namespace, in camelCase as Pulumi config does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fanout import PROJECT_ROOT
+
+NAMESPACE = "fanout"
+CONSUMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
+FILTER_SCOPES = ("MessageAttributes", "MessageBody")
+GENERATED_TYPE = "fanout.data.generated.v1"
+PERSISTED_TYPE = "fanout.data.persisted.v1"
+
+
+class TopologyError(ValueError):
+    """A stack config that cannot describe a valid topology; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """An SQS queue (with its own DLQ) subscribed to the topic, optionally with a handler."""
+
+    name: str
+    handler: str | None = None  # "module:function", e.g. "handlers.persister:handler"
+    batch_size: int = 10
+    batching_window_seconds: int = 0
+    max_receive_count: int = 3
+    timeout_seconds: int = 30
+    memory_mb: int = 256
+    max_concurrency: int = 2
+    filter_policy: dict[str, Any] | None = None
+    filter_policy_scope: str = "MessageAttributes"
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # AWS guidance: at least six times the function timeout, so retries don't overlap.
+        return 6 * self.timeout_seconds
+
+
+@dataclass(frozen=True)
+class Generator:
+    """The scheduled producer of synthetic events."""
+
+    enabled: bool = True
+    schedule: str = "rate(5 minutes)"
+    users: tuple[str, ...] = ("demo-user",)
+    count_per_run: int = 5
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How tokens are verified. HS256 is for the local stack only."""
+
+    algorithms: tuple[str, ...] = ("RS256",)
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    roles_claim: str = "Role"
+    cache_ttl_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class Topology:
+    stack: str
+    prefix: str
+    consumers: tuple[Consumer, ...]
+    generator: Generator
+    auth: Auth
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def topic_name(self) -> str:
+        return f"{self.prefix}-data-events"
+
+    @property
+    def table_name(self) -> str:
+        return f"{self.prefix}-data"
+
+    @property
+    def idempotency_table_name(self) -> str:
+        return f"{self.prefix}-idempotency"
+
+    @property
+    def event_bus_name(self) -> str:
+        return f"{self.prefix}-bus"
+
+    def queue_name(self, consumer: Consumer) -> str:
+        return f"{self.prefix}-{consumer.name}"
+
+    def dlq_name(self, consumer: Consumer) -> str:
+        return f"{self.prefix}-{consumer.name}-dlq"
+
+    def consumer(self, name: str) -> Consumer:
+        for c in self.consumers:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _int(raw: dict[str, Any], key: str, default: int, lo: int, hi: int, where: str) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise TopologyError(f"{where}.{key} must be an integer from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def _consumer(raw: Any, index: int) -> Consumer:
+    where = f"{NAMESPACE}:consumers[{index}]"
+    if not isinstance(raw, dict):
+        raise TopologyError(f"{where} must be a mapping")
+    unknown = set(raw) - {
+        "name",
+        "handler",
+        "batchSize",
+        "batchingWindowSeconds",
+        "maxReceiveCount",
+        "timeoutSeconds",
+        "memoryMb",
+        "maxConcurrency",
+        "filterPolicy",
+        "filterPolicyScope",
+        "environment",
+    }
+    if unknown:
+        raise TopologyError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not CONSUMER_NAME.match(name):
+        raise TopologyError(f"{where}.name must be 1-60 letters, digits, '-' or '_', got {name!r}")
+    handler = raw.get("handler")
+    if handler is not None and (not isinstance(handler, str) or not re.match(r"^handlers\.\w+:\w+$", handler)):
+        raise TopologyError(f"{where}.handler must look like 'handlers.module:function', got {handler!r}")
+    window = _int(raw, "batchingWindowSeconds", 0, 0, 300, where)
+    # SQS event source mappings take more than 10 records only with a batching window.
+    batch = _int(raw, "batchSize", 10, 1, 100 if window else 10, where)
+    policy = raw.get("filterPolicy")
+    if policy is not None and not isinstance(policy, dict):
+        raise TopologyError(f"{where}.filterPolicy must be a mapping")
+    scope = raw.get("filterPolicyScope", "MessageAttributes")
+    if scope not in FILTER_SCOPES:
+        raise TopologyError(f"{where}.filterPolicyScope must be one of {', '.join(FILTER_SCOPES)}")
+    env = raw.get("environment", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise TopologyError(f"{where}.environment must map names to strings")
+    return Consumer(
+        name=name,
+        handler=handler,
+        batch_size=batch,
+        batching_window_seconds=window,
+        max_receive_count=_int(raw, "maxReceiveCount", 3, 1, 1000, where),
+        timeout_seconds=_int(raw, "timeoutSeconds", 30, 1, 900, where),
+        memory_mb=_int(raw, "memoryMb", 256, 128, 10240, where),
+        max_concurrency=_int(raw, "maxConcurrency", 2, 2, 1000, where),
+        filter_policy=policy,
+        filter_policy_scope=scope,
+        environment=dict(env),
+    )
+
+
+DEFAULT_PERSISTER = {
+    "name": "persister",
+    "handler": "handlers.persister:handler",
+    "filterPolicy": {"type": [GENERATED_TYPE]},
+}
+
+
+def from_config(stack: str, config: dict[str, Any]) -> Topology:
+    """Build the topology from the `fanout:` config of a stack (keys without the namespace)."""
+    prefix = config.get("prefix", f"fanout-{stack}")
+    if not isinstance(prefix, str) or not re.match(r"^[a-z][a-z0-9-]{1,30}$", prefix):
+        raise TopologyError(f"{NAMESPACE}:prefix must be 2-31 lowercase letters, digits or '-', got {prefix!r}")
+    raw_consumers = config.get("consumers", [])
+    if not isinstance(raw_consumers, list):
+        raise TopologyError(f"{NAMESPACE}:consumers must be a list")
+    consumers = [_consumer(c, i) for i, c in enumerate(raw_consumers)]
+    if not any(c.name == "persister" for c in consumers):
+        consumers.insert(0, _consumer(DEFAULT_PERSISTER, 0))
+    names = [c.name for c in consumers]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise TopologyError(f"{NAMESPACE}:consumers declares {', '.join(dupes)} more than once")
+
+    gen = config.get("generator", {}) or {}
+    if not isinstance(gen, dict):
+        raise TopologyError(f"{NAMESPACE}:generator must be a mapping")
+    users = gen.get("users", list(Generator.users))
+    if not isinstance(users, list) or not users or not all(isinstance(u, str) and u for u in users):
+        raise TopologyError(f"{NAMESPACE}:generator.users must be a non-empty list of user ids")
+    schedule = gen.get("schedule", Generator.schedule)
+    if not isinstance(schedule, str) or not re.match(
+        r"^(rate\(\d+ (second|minute|hour|day)s?\)|cron\(.+\))$", schedule
+    ):
+        raise TopologyError(f"{NAMESPACE}:generator.schedule must be rate(N unit) or cron(...), got {schedule!r}")
+    generator = Generator(
+        enabled=bool(gen.get("enabled", True)),
+        schedule=schedule,
+        users=tuple(users),
+        count_per_run=_int(gen, "countPerRun", 5, 1, 1000, f"{NAMESPACE}:generator"),
+    )
+
+    tok = config.get("token", {}) or {}
+    if not isinstance(tok, dict):
+        raise TopologyError(f"{NAMESPACE}:token must be a mapping")
+    algorithms = tuple(tok.get("algorithms", Auth.algorithms))
+    allowed = {"HS256", "RS256", "ES256"}
+    if not algorithms or set(algorithms) - allowed:
+        raise TopologyError(f"{NAMESPACE}:token.algorithms must be a non-empty subset of {sorted(allowed)}")
+    if "HS256" in algorithms and len(algorithms) > 1:
+        # Mixing a shared secret with public keys invites algorithm-confusion attacks.
+        raise TopologyError(f"{NAMESPACE}:token.algorithms cannot mix HS256 with asymmetric algorithms")
+    auth = Auth(
+        algorithms=algorithms,
+        jwks_url=tok.get("jwksUrl"),
+        issuer=tok.get("issuer"),
+        audience=tok.get("audience"),
+        roles_claim=tok.get("rolesClaim", Auth.roles_claim),
+        cache_ttl_seconds=_int(tok, "cacheTtlSeconds", 300, 0, 3600, f"{NAMESPACE}:token"),
+    )
+    return Topology(stack, prefix, tuple(consumers), generator, auth, raw=dict(config))
+
+
+def read_stack_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The `fanout:` keys of Pulumi.<stack>.yaml, namespace stripped."""
+    import yaml  # the local runtime and CLI only; Lambda code never reads stack files
+
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise TopologyError(f"no stack config {path.name} in {root}")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise TopologyError(f"{path.name} is not valid YAML: {exc}") from exc
+    config = doc.get("config", {}) or {}
+    ns = f"{NAMESPACE}:"
+    return {k[len(ns) :]: v for k, v in config.items() if k.startswith(ns)}
+
+
+def load(stack: str = "dev", root: Path = PROJECT_ROOT) -> Topology:
+    return from_config(stack, read_stack_config(stack, root))

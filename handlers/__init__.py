@@ -1,0 +1,1 @@
+"""Lambda entry points. Each module is one function; shared domain code lives in handlers.core."""

@@ -1,0 +1,1 @@
+"""Domain code shared by the handlers: events, auth, store, publisher, settings."""

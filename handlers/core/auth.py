@@ -1,0 +1,133 @@
+"""JWT verification and the API Gateway policy that follows from a token's roles.
+
+Every check is on: signature, `exp`, `sub`, issuer and audience when configured, and
+an algorithm allow-list (never `none`). No token text is ever logged or put in errors.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from handlers.core.settings import AuthSettings, ConfigurationError
+
+READ = "data.read"
+WRITE = "data.write"
+ASYMMETRIC = {"RS256", "ES256"}
+
+
+class Unauthorized(Exception):
+    """The token is missing, malformed, unverifiable or expired (the reason is for logs only)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    sub: str
+    roles: tuple[str, ...]
+
+
+def bearer_token(header: str | None) -> str:
+    if not header:
+        raise Unauthorized("no Authorization header")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization is not a Bearer token")
+    return token.strip()
+
+
+@functools.cache
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    # Caches the key set and refetches on an unknown kid, so key rotation needs no redeploy.
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+
+
+@functools.cache
+def _secret_from_arn(arn: str) -> str:
+    from aws_lambda_powertools.utilities.parameters import get_secret
+
+    return str(get_secret(arn, max_age=300))
+
+
+def _signing_key(token: str, header: dict[str, Any], settings: AuthSettings) -> Any:
+    alg = header.get("alg")
+    if alg not in settings.algorithms:
+        raise Unauthorized(f"algorithm {alg!r} is not allowed")
+    if alg == "HS256":
+        secret = settings.secret or (settings.secret_arn and _secret_from_arn(settings.secret_arn))
+        if not secret:
+            raise ConfigurationError("HS256 is allowed but neither JWT_SECRET nor JWT_SECRET_ARN is set")
+        return secret
+    if not settings.jwks_url:
+        raise ConfigurationError(f"{alg} is allowed but JWKS_URL is not set")
+    try:
+        return _jwks_client(settings.jwks_url).get_signing_key_from_jwt(token).key
+    except jwt.PyJWKClientError as exc:
+        raise Unauthorized(f"no signing key for this token: {exc}") from None
+
+
+def verify(token: str, settings: AuthSettings) -> Principal:
+    try:
+        header = jwt.get_unverified_header(token)
+        key = _signing_key(token, header, settings)
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=list(settings.algorithms),
+            audience=settings.audience,
+            issuer=settings.issuer,
+            options={"require": ["exp", "sub"], "verify_aud": settings.audience is not None},
+            leeway=5,
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"{type(exc).__name__}: {exc}") from None
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > 256:
+        raise Unauthorized("sub must be a non-empty string of at most 256 characters")
+    roles = claims.get(settings.roles_claim, [])
+    if isinstance(roles, str):
+        roles = roles.split()
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise Unauthorized(f"claim {settings.roles_claim} must be a list of strings")
+    return Principal(sub=sub, roles=tuple(roles))
+
+
+def _api_prefix(method_arn: str) -> str:
+    """arn:aws:execute-api:region:account:api/stage/METHOD/path -> arn:...:api/stage"""
+    arn, _, rest = method_arn.partition(":execute-api:")
+    parts = rest.split("/")
+    if not arn.startswith("arn:") or len(parts) < 3:
+        raise ValueError(f"not an execute-api method ARN: {method_arn}")
+    return f"{arn}:execute-api:{parts[0]}/{parts[1]}"
+
+
+def allowed_resources(roles: tuple[str, ...], method_arn: str) -> list[str]:
+    """Every route the roles allow, not just the one called: API Gateway caches the policy per token."""
+    prefix = _api_prefix(method_arn)
+    resources = []
+    if WRITE in roles:
+        resources.append(f"{prefix}/POST/data")
+    if READ in roles:
+        resources += [f"{prefix}/GET/data", f"{prefix}/GET/data/*"]
+    return resources
+
+
+def policy(principal: Principal, method_arn: str) -> dict[str, Any]:
+    resources = allowed_resources(principal.roles, method_arn)
+    statement = (
+        {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resources}
+        if resources
+        else {
+            "Action": "execute-api:Invoke",
+            "Effect": "Deny",
+            "Resource": [f"{_api_prefix(method_arn)}/*/*"],
+        }
+    )
+    return {
+        "principalId": principal.sub,
+        "policyDocument": {"Version": "2012-10-17", "Statement": [statement]},
+        # Context values must be strings, numbers or booleans.
+        "context": {"sub": principal.sub, "roles": ",".join(principal.roles)},
+    }

@@ -1,0 +1,89 @@
+"""Environment parsed once into typed settings; a missing variable names itself."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment lacks something it needs."""
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is not set")
+    return value
+
+
+def _optional(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    algorithms: tuple[str, ...]
+    secret: str | None
+    secret_arn: str | None
+    jwks_url: str | None
+    issuer: str | None
+    audience: str | None
+    roles_claim: str
+
+
+@functools.cache
+def auth_settings() -> AuthSettings:
+    algorithms = tuple(a.strip() for a in _required("JWT_ALGORITHMS").split(",") if a.strip())
+    return AuthSettings(
+        algorithms=algorithms,
+        secret=_optional("JWT_SECRET"),
+        secret_arn=_optional("JWT_SECRET_ARN"),
+        jwks_url=_optional("JWKS_URL"),
+        issuer=_optional("JWT_ISSUER"),
+        audience=_optional("JWT_AUDIENCE"),
+        roles_claim=_optional("ROLES_CLAIM") or "Role",
+    )
+
+
+@functools.cache
+def topic_arn() -> str:
+    return _required("TOPIC_ARN")
+
+
+@functools.cache
+def table_name() -> str:
+    return _required("TABLE_NAME")
+
+
+@functools.cache
+def idempotency_table_name() -> str:
+    return _required("IDEMPOTENCY_TABLE_NAME")
+
+
+@functools.cache
+def event_bus_name() -> str:
+    return _required("EVENT_BUS_NAME")
+
+
+@functools.cache
+def cursor_key() -> bytes:
+    """The HMAC key that makes pagination cursors tamper-evident."""
+    secret = _required("CURSOR_SECRET")
+    # Derive a dedicated key so the raw secret is never used directly as a MAC key.
+    return hmac.new(secret.encode(), b"fanout-cursor-v1", hashlib.sha256).digest()
+
+
+def generator_users() -> tuple[str, ...]:
+    return tuple(u.strip() for u in (_optional("GENERATOR_USERS") or "demo-user").split(",") if u.strip())
+
+
+def generator_count() -> int:
+    raw = _optional("GENERATOR_COUNT") or "5"
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"GENERATOR_COUNT must be an integer, got {raw!r}") from exc
