@@ -63,9 +63,14 @@ def _signing_key(token: str, header: dict[str, Any], settings: AuthSettings) -> 
     if not settings.jwks_url:
         raise ConfigurationError(f"{alg} is allowed but JWKS_URL is not set")
     try:
-        return _jwks_client(settings.jwks_url).get_signing_key_from_jwt(token).key
+        jwk = _jwks_client(settings.jwks_url).get_signing_key_from_jwt(token)
     except jwt.PyJWKClientError as exc:
         raise Unauthorized(f"no signing key for this token: {exc}") from None
+    # A kid naming a key of another type (an EC key for an RS256 token) would make PyJWT raise
+    # TypeError, an authorizer error (500) instead of a refusal (401).
+    if jwk.algorithm_name != alg:
+        raise Unauthorized(f"the key of this kid is for {jwk.algorithm_name}, not {alg}")
+    return jwk.key
 
 
 def verify(token: str, settings: AuthSettings) -> Principal:

@@ -1,0 +1,241 @@
+"""Unit-test fixtures: offline, in-process AWS (moto's mock_aws), no network.
+
+Every test gets dummy credentials, the handlers' environment and fresh caches. Tests that
+touch AWS ask for the `aws` fixture: a data table, an idempotency table, an SNS topic with
+an SQS queue subscribed (raw delivery) so tests can read what was published, and an
+EventBridge bus with a rule sending everything to an SQS queue so tests can read what the
+persister announced.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from handlers.core import clients, settings  # noqa: E402
+
+REGION = "us-east-1"
+JWT_SECRET = "unit-test-jwt-secret-that-is-long-enough-for-hs256"
+ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "TOPIC_ARN": f"arn:aws:sns:{REGION}:123456789012:data-events",
+    "TABLE_NAME": "fanout-data",
+    "IDEMPOTENCY_TABLE_NAME": "fanout-idempotency",
+    "EVENT_BUS_NAME": "fanout-bus",
+    "CURSOR_SECRET": "unit-test-cursor-secret",
+    "JWT_ALGORITHMS": "HS256",
+    "JWT_SECRET": JWT_SECRET,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_SERVICE_NAME": "fanout-unit",
+}
+# Anything that would send boto3 or the authorizer somewhere else than the mocks.
+UNSET = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SNS",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_EVENTBRIDGE",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "JWT_SECRET_ARN",
+    "JWKS_URL",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "ROLES_CLAIM",
+    "GENERATOR_USERS",
+    "GENERATOR_COUNT",
+    "POWERTOOLS_IDEMPOTENCY_DISABLED",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_LOGGER_LOG_EVENT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _allowed(sock: socket.socket, address: Any) -> bool:
+    if sock.family == socket.AF_UNIX:
+        return True
+    return isinstance(address, tuple) and address[0] == "127.0.0.1"
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if not _allowed(self, address):
+        raise ConnectionRefusedError(f"unit tests are offline: connect to {address!r} blocked")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    if not _allowed(self, address):
+        raise ConnectionRefusedError(f"unit tests are offline: connect to {address!r} blocked")
+    return _real_connect_ex(self, address)
+
+
+def _clear_caches() -> None:
+    for name in ("auth_settings", "topic_arn", "table_name", "idempotency_table_name", "event_bus_name", "cursor_key"):
+        getattr(settings, name).cache_clear()
+    clients.reset()
+    clients._config.cache_clear()
+    from handlers.core import auth, idempotency
+
+    auth._jwks_client.cache_clear()
+    auth._secret_from_arn.cache_clear()
+    idempotency._runner.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _offline_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+    for name in UNSET:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    _clear_caches()
+    yield
+    _clear_caches()
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "fanout-unit"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:fanout-unit"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/fanout-unit"
+    log_stream_name: str = "unit"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def context() -> LambdaContext:
+    return LambdaContext()
+
+
+@dataclass
+class Aws:
+    """Handles on the mocked resources, and readers for what handlers sent."""
+
+    ddb: Any
+    sns: Any
+    sqs: Any
+    events: Any
+    topic_arn: str
+    table: str
+    idempotency_table: str
+    bus: str
+    topic_queue_url: str
+    bus_queue_url: str
+
+    def _drain(self, url: str, with_attributes: bool = False) -> list[Any]:
+        out: list[Any] = []
+        while True:
+            got = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not got:
+                return out
+            for m in got:
+                body = json.loads(m["Body"])
+                out.append((body, m.get("MessageAttributes", {})) if with_attributes else body)
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    def published(self) -> list[dict[str, Any]]:
+        """CloudEvents published on the topic since the last call (raw delivery: the body is the event)."""
+        return self._drain(self.topic_queue_url)
+
+    def published_with_attributes(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return self._drain(self.topic_queue_url, with_attributes=True)
+
+    def announced(self) -> list[dict[str, Any]]:
+        """EventBridge events put on the bus since the last call (the full EventBridge envelope)."""
+        return self._drain(self.bus_queue_url)
+
+    def items(self) -> list[dict[str, Any]]:
+        return self.ddb.scan(TableName=self.table)["Items"]
+
+
+@pytest.fixture
+def aws() -> Iterator[Aws]:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        eb = boto3.client("events", region_name=REGION)
+        for name, keys in (
+            (ENV["TABLE_NAME"], (("pk", "HASH"), ("sk", "RANGE"))),
+            (ENV["IDEMPOTENCY_TABLE_NAME"], (("id", "HASH"),)),
+        ):
+            ddb.create_table(
+                TableName=name,
+                KeySchema=[{"AttributeName": a, "KeyType": t} for a, t in keys],
+                AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a, _ in keys],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        topic_arn = sns.create_topic(Name="data-events")["TopicArn"]
+        assert topic_arn == ENV["TOPIC_ARN"]
+        topic_queue = sqs.create_queue(QueueName="topic-tap")["QueueUrl"]
+        topic_queue_arn = sqs.get_queue_attributes(QueueUrl=topic_queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=topic_queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+            ReturnSubscriptionArn=True,
+        )
+        eb.create_event_bus(Name=ENV["EVENT_BUS_NAME"])
+        bus_queue = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
+        bus_queue_arn = sqs.get_queue_attributes(QueueUrl=bus_queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        eb.put_rule(
+            Name="everything",
+            EventBusName=ENV["EVENT_BUS_NAME"],
+            EventPattern=json.dumps({"source": [{"prefix": "fanout"}]}),
+        )
+        eb.put_targets(
+            Rule="everything", EventBusName=ENV["EVENT_BUS_NAME"], Targets=[{"Id": "tap", "Arn": bus_queue_arn}]
+        )
+        yield Aws(
+            ddb=ddb,
+            sns=sns,
+            sqs=sqs,
+            events=eb,
+            topic_arn=topic_arn,
+            table=ENV["TABLE_NAME"],
+            idempotency_table=ENV["IDEMPOTENCY_TABLE_NAME"],
+            bus=ENV["EVENT_BUS_NAME"],
+            topic_queue_url=topic_queue,
+            bus_queue_url=bus_queue,
+        )
