@@ -1,0 +1,258 @@
+"""`fanout`: the developer tool for the running local stack.
+
+Errors are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from typing import Any, NoReturn
+
+from fanout import consumers, localenv, tokens, topology
+
+
+class CliError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block.
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _session(env: localenv.LocalEnv) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    os.environ.update(env.aws_environ())
+    session = boto3.session.Session()
+    # Fail fast when no stack is running instead of retrying for a minute.
+    config = Config(connect_timeout=2, read_timeout=30, retries={"mode": "standard", "max_attempts": 2})
+    return session, config
+
+
+class Stack:
+    """The running local stack, as the CLI reaches it."""
+
+    def __init__(self) -> None:
+        self.env = localenv.load()
+        self.topo = topology.load(self.env.stack)
+        session, config = _session(self.env)
+        self.sqs = session.client("sqs", config=config)
+        self.sns = session.client("sns", config=config)
+        self.topic_arn = self.env.topic_arn(self.topo.topic_name)
+
+    def consumers(self) -> dict[str, consumers.ConsumerQueues]:
+        return consumers.discover(self.sqs, self.sns, self.topic_arn)
+
+    def consumer(self, name: str) -> consumers.ConsumerQueues:
+        found = self.consumers()
+        if name not in found:
+            known = ", ".join(sorted(found)) or "none"
+            raise CliError(f"no consumer named {name!r} (consumers: {known})")
+        return found[name]
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    env = localenv.load()
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()] if args.roles is not None else list(tokens.ROLES)
+    try:
+        print(tokens.mint(env.jwt_secret, args.sub, roles, args.ttl))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    stack = Stack()
+    found = stack.consumers()
+    status = {
+        "api_url": stack.env.api_url,
+        "aws_endpoint": stack.env.aws_endpoint,
+        "region": stack.env.region,
+        "stack": stack.env.stack,
+        "topic_arn": stack.topic_arn,
+        "table_name": stack.topo.table_name,
+        "event_bus_name": stack.topo.event_bus_name,
+        "consumers": {name: q.as_json() for name, q in sorted(found.items())},
+    }
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return
+    for key in ("api_url", "aws_endpoint", "region", "stack", "topic_arn", "table_name", "event_bus_name"):
+        print(f"{key:<15} {status[key]}")
+    print("consumers")
+    for name, q in sorted(found.items()):
+        print(f"  {name:<20} queue {q.queue_url}\n  {'':<20} dlq   {q.dlq_url}")
+
+
+def cmd_subscribe(args: argparse.Namespace) -> None:
+    if not consumers.NAME_RE.match(args.name):
+        raise CliError("NAME must be 1 to 76 letters, digits, '-' or '_'")
+    policy = None
+    if args.filter_policy is not None:
+        try:
+            policy = json.loads(args.filter_policy)
+        except ValueError as exc:
+            raise CliError(f"--filter-policy is not valid JSON: {exc}") from None
+        if not isinstance(policy, dict) or not policy:
+            raise CliError("--filter-policy must be a non-empty JSON object")
+    stack = Stack()
+    if args.name in stack.consumers():
+        raise CliError(f"consumer {args.name!r} already exists")
+    try:
+        queues = consumers.ensure(
+            stack.sqs,
+            stack.sns,
+            stack.topic_arn,
+            name=args.name,
+            queue_name=args.name,
+            dlq_name=f"{args.name}-dlq",
+            max_receive_count=args.max_receive_count,
+            visibility_timeout=stack.env.visibility_timeout,
+            filter_policy=policy,
+            filter_scope=args.filter_scope,
+        )
+    except Exception as exc:
+        if "FilterPolicy" in str(exc) or "Invalid parameter" in str(exc):
+            raise CliError(f"the filter policy was refused: {exc}") from None
+        raise
+    print(f"subscribed {args.name} to {stack.topic_arn} (raw delivery, DLQ {queues.dlq_url})")
+    print(queues.queue_url)
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    env = localenv.load()
+    topo = topology.load(env.stack)
+    from fanout.local.runtime import handler_environ
+
+    os.environ.update(handler_environ(env, topo))
+    from handlers import generator
+
+    users = [args.sub] if args.sub else list(topo.generator.users)
+    try:
+        ids = generator.generate(args.count, users, args.seed)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(f"published {len(ids)} events for {', '.join(users)}")
+
+
+def _summary(message: dict[str, Any]) -> dict[str, Any]:
+    body: Any = message["Body"]
+    with contextlib.suppress(ValueError):
+        body = json.loads(body)
+    return {
+        "messageId": message["MessageId"],
+        "receiveCount": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
+        "sentTimestamp": message.get("Attributes", {}).get("SentTimestamp"),
+        "messageAttributes": {k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()},
+        "body": body,
+    }
+
+
+def cmd_dlq_show(args: argparse.Namespace) -> None:
+    stack = Stack()
+    q = stack.consumer(args.consumer)
+    if not q.dlq_url:
+        raise CliError(f"consumer {args.consumer!r} has no DLQ")
+    messages = [_summary(m) for m in consumers.peek(stack.sqs, q.dlq_url)]
+    if args.json:
+        print(json.dumps(messages, indent=2, ensure_ascii=False))
+        return
+    print(f"{len(messages)} messages in {q.dlq_url}")
+    for m in messages:
+        body = m["body"]
+        what = (
+            f"{body.get('type')} {body.get('id')} subject={body.get('subject')}"
+            if isinstance(body, dict)
+            else repr(body)[:80]
+        )
+        print(f"  {m['messageId']}  {what}")
+
+
+def cmd_dlq_redrive(args: argparse.Namespace) -> None:
+    stack = Stack()
+    q = stack.consumer(args.consumer)
+    if not q.dlq_url:
+        raise CliError(f"consumer {args.consumer!r} has no DLQ")
+    moved = consumers.redrive(stack.sqs, q.dlq_url, q.queue_url)
+    print(f"{moved} messages moved from {args.consumer}'s DLQ back to its queue")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fanout", description="Developer tool for the local fanout stack (start it with `make run`).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("token", help="print a token for the local stack")
+    t.add_argument("--sub", required=True, help="the user id (sub claim)")
+    t.add_argument("--roles", help="comma-separated roles (default: data.read,data.write)")
+    t.add_argument("--ttl", type=_positive, default=3600, help="seconds until the token expires (default 3600)")
+    t.set_defaults(func=cmd_token)
+
+    s = sub.add_parser("status", help="endpoints, resources and consumers of the running stack")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_status)
+
+    sb = sub.add_parser("subscribe", help="add a queue (with its own DLQ) subscribed to the topic")
+    sb.add_argument("name", metavar="NAME", help="queue name (letters, digits, '-', '_')")
+    sb.add_argument(
+        "--filter-policy", metavar="JSON", help='SNS filter policy, e.g. \'{"type": ["fanout.data.generated.v1"]}\''
+    )
+    sb.add_argument("--filter-scope", choices=("MessageAttributes", "MessageBody"), default="MessageAttributes")
+    sb.add_argument("--max-receive-count", type=_positive, default=3, help="receives before a message goes to the DLQ")
+    sb.set_defaults(func=cmd_subscribe)
+
+    g = sub.add_parser("generate", help="publish synthetic events through the scheduled generator's path")
+    g.add_argument("--count", type=_positive, required=True, help="how many events")
+    g.add_argument("--sub", help="the user to generate for (default: the stack's generator users)")
+    g.add_argument("--seed", type=int, help="make the generated data deterministic")
+    g.set_defaults(func=cmd_generate)
+
+    d = sub.add_parser("dlq", help="inspect or redrive a consumer's dead-letter queue")
+    dsub = d.add_subparsers(dest="dlq_command", required=True, parser_class=_Parser)
+    ds = dsub.add_parser("show", help="list the messages in a consumer's DLQ without consuming them")
+    ds.add_argument("consumer", metavar="CONSUMER")
+    ds.add_argument("--json", action="store_true", help="print a JSON list")
+    ds.set_defaults(func=cmd_dlq_show)
+    dr = dsub.add_parser("redrive", help="move a consumer's DLQ messages back to its queue")
+    dr.add_argument("consumer", metavar="CONSUMER")
+    dr.set_defaults(func=cmd_dlq_redrive)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CliError, localenv.LocalConfigError, topology.TopologyError, consumers.ConsumerError) as exc:
+        print(f"fanout: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+        if isinstance(exc, EndpointConnectionError):
+            env = localenv.load()
+            print(f"fanout: error: no local stack at {env.aws_endpoint}; start it with `make run`", file=sys.stderr)
+        elif isinstance(exc, ClientError | BotoCoreError):
+            print(f"fanout: error: {exc}", file=sys.stderr)
+        else:
+            print(f"fanout: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

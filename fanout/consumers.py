@@ -1,0 +1,215 @@
+"""Consumers as the AWS APIs see them: create, discover, inspect and redrive.
+
+A consumer is an SQS queue subscribed to the topic with raw delivery, with its own DLQ.
+Queues carry the tag `fanout:consumer` = name, so discovery works from the AWS APIs
+alone, on the local endpoint and on AWS alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+TAG = "fanout:consumer"
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # SQS allows 80; the DLQ adds "-dlq"
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+
+
+class ConsumerError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ConsumerQueues:
+    name: str
+    queue_url: str
+    dlq_url: str | None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"queue_url": self.queue_url, "dlq_url": self.dlq_url}
+
+
+def queue_arn(sqs: Any, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def _sqs_subscriptions(sns: Any, topic_arn: str) -> list[dict[str, Any]]:
+    subs: list[dict[str, Any]] = []
+    for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+        subs += [s for s in page["Subscriptions"] if s["Protocol"] == "sqs"]
+    return subs
+
+
+def ensure(
+    sqs: Any,
+    sns: Any,
+    topic_arn: str,
+    *,
+    name: str,
+    queue_name: str,
+    dlq_name: str,
+    max_receive_count: int = 3,
+    visibility_timeout: int = 30,
+    filter_policy: dict[str, Any] | None = None,
+    filter_scope: str = "MessageAttributes",
+) -> ConsumerQueues:
+    """Create (or update) the queue, its DLQ and the raw-delivery subscription. Idempotent."""
+    dlq_url = sqs.create_queue(
+        QueueName=dlq_name,
+        Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+        tags={TAG: name, "fanout:role": "dlq"},
+    )["QueueUrl"]
+    dlq_arn = queue_arn(sqs, dlq_url)
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
+    queue_url = sqs.create_queue(QueueName=queue_name, tags={TAG: name})["QueueUrl"]
+    arn = queue_arn(sqs, queue_url)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TopicOnly",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": redrive,
+            "Policy": json.dumps(policy),
+        },
+    )
+    attributes = {"RawMessageDelivery": "true", "FilterPolicyScope": filter_scope}
+    if filter_policy:
+        attributes["FilterPolicy"] = json.dumps(filter_policy)
+    existing = [s for s in _sqs_subscriptions(sns, topic_arn) if s["Endpoint"] == arn]
+    if existing:
+        for key, value in attributes.items():
+            sns.set_subscription_attributes(
+                SubscriptionArn=existing[0]["SubscriptionArn"], AttributeName=key, AttributeValue=value
+            )
+    else:
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
+    return ConsumerQueues(name, queue_url, dlq_url)
+
+
+def discover(sqs: Any, sns: Any, topic_arn: str) -> dict[str, ConsumerQueues]:
+    """Every SQS subscriber of the topic, by consumer name."""
+    found: dict[str, ConsumerQueues] = {}
+    for sub in _sqs_subscriptions(sns, topic_arn):
+        _, _, _, _, account, queue_name = sub["Endpoint"].split(":", 5)
+        try:
+            url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        except ClientError:
+            continue  # subscription to a deleted queue
+        name = sqs.list_queue_tags(QueueUrl=url).get("Tags", {}).get(TAG, queue_name)
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
+        dlq_url = None
+        if "RedrivePolicy" in attrs:
+            dlq_name = json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].rsplit(":", 1)[-1]
+            dlq_url = sqs.get_queue_url(QueueName=dlq_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        found[name] = ConsumerQueues(name, url, dlq_url)
+    return found
+
+
+def peek(sqs: Any, queue_url: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Read messages without consuming them: received briefly, then made visible again."""
+    seen: dict[str, dict[str, Any]] = {}
+    handles: list[str] = []
+    while len(seen) < limit:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=30,
+            WaitTimeSeconds=0,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            break
+        for m in batch:
+            seen.setdefault(m["MessageId"], m)
+            handles.append(m["ReceiptHandle"])
+    for start in range(0, len(handles), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                for i, h in enumerate(handles[start : start + 10])
+            ],
+        )
+    return list(seen.values())
+
+
+def _move_task_unavailable(exc: ClientError) -> bool:
+    """True when the endpoint cannot run move tasks (moto answers an unknown action with a bare 500).
+
+    Falling back is safe anywhere: receive-send-delete is the same move, one batch at a time.
+    Permission and validation errors are not this, and are raised.
+    """
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    text = f"{error.get('Code', '')} {error.get('Message', '')}".lower()
+    return status in (500, 501) or "not been implemented" in text or "notimplemented" in text
+
+
+def redrive(sqs: Any, dlq_url: str, queue_url: str, *, timeout: float = 120) -> int:
+    """Move every DLQ message back to its queue; returns how many moved.
+
+    Uses StartMessageMoveTask where the endpoint has it (AWS); an endpoint without it
+    (moto) gets the same effect by receive, send, delete, one batch at a time.
+    """
+    try:
+        task = sqs.start_message_move_task(SourceArn=queue_arn(sqs, dlq_url), DestinationArn=queue_arn(sqs, queue_url))
+    except ClientError as exc:
+        if not _move_task_unavailable(exc):
+            raise
+        return _redrive_by_copy(sqs, dlq_url, queue_url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for t in sqs.list_message_move_tasks(SourceArn=queue_arn(sqs, dlq_url)).get("Results", []):
+            if t.get("TaskHandle") == task["TaskHandle"] and t["Status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                if t["Status"] != "COMPLETED":
+                    raise ConsumerError(f"message move task {t['Status'].lower()}: {t.get('FailureReason', '')}")
+                return int(t.get("ApproximateNumberOfMessagesMoved", 0))
+        time.sleep(1)
+    raise ConsumerError("message move task did not finish in time; check it with list-message-move-tasks")
+
+
+def _redrive_by_copy(sqs: Any, dlq_url: str, queue_url: str) -> int:
+    moved = 0
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=60,
+            WaitTimeSeconds=0,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not batch:
+            return moved
+        entries = []
+        for i, m in enumerate(batch):
+            entry: dict[str, Any] = {"Id": str(i), "MessageBody": m["Body"]}
+            if m.get("MessageAttributes"):
+                entry["MessageAttributes"] = m["MessageAttributes"]
+            entries.append(entry)
+        sent = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        ok = {s["Id"] for s in sent.get("Successful", [])}
+        # Delete only what was sent: a message is never in neither queue.
+        done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch) if str(i) in ok]
+        if done:
+            sqs.delete_message_batch(QueueUrl=dlq_url, Entries=done)
+        moved += len(done)
+        if len(done) < len(batch):
+            raise ConsumerError(f"moved {moved}; {len(batch) - len(done)} messages could not be sent back")

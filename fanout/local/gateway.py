@@ -1,0 +1,330 @@
+"""API Gateway (REST, Lambda proxy), emulated on 127.0.0.1.
+
+For the routes with an authorizer it does what API Gateway does: a missing
+Authorization header is 401 without calling the authorizer; otherwise the TOKEN
+authorizer runs (its answer cached by token for the TTL), its IAM policy is evaluated
+against the method ARN (explicit Deny wins, no Allow means 403), and the api handler
+gets a REST v1 proxy event with the authorizer's context. Everything else goes to the
+api handler unauthenticated, as the `ANY` fallback routes do on AWS, so it answers
+404/405 itself. Besides the API it serves /healthz, the web app, and /_local/token.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+import logging
+import mimetypes
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from fanout import tokens
+from fanout.local.lambda_context import LocalContext
+from fanout.localenv import ACCOUNT_ID
+
+log = logging.getLogger("fanout.local.gateway")
+MAX_BODY = 64 * 1024
+API_ID, STAGE = "local", "local"
+AUTHORIZED = {("POST", "/data"): "/data", ("GET", "/data"): "/data", ("GET", "/data/{id}"): "/data/{id}"}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+Lambda = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class CachedPolicy:
+    answer: dict[str, Any]
+    expires: float
+
+
+def match_resource(method: str, path: str) -> str | None:
+    """The authorized API resource a request hits, e.g. ('GET', '/data/01H...') -> '/data/{id}'."""
+    if (method, path) in AUTHORIZED:
+        return AUTHORIZED[(method, path)]
+    if method == "GET" and re.fullmatch(r"/data/[^/]+", path):
+        return "/data/{id}"
+    return None
+
+
+def policy_allows(policy: dict[str, Any], method_arn: str) -> tuple[bool, bool]:
+    """(allowed, explicitly_denied) for execute-api:Invoke on method_arn, IAM style."""
+
+    def matches(statement: dict[str, Any]) -> bool:
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(fnmatch.fnmatchcase("execute-api:Invoke", a) for a in actions):
+            return False
+        resources = statement.get("Resource", [])
+        resources = [resources] if isinstance(resources, str) else resources
+        return any(fnmatch.fnmatchcase(method_arn, r) for r in resources)
+
+    statements = policy.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    denied = any(s.get("Effect") == "Deny" and matches(s) for s in statements)
+    allowed = any(s.get("Effect") == "Allow" and matches(s) for s in statements)
+    return allowed and not denied, denied
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        port: int,
+        region: str,
+        authorizer: Lambda,
+        api: Lambda,
+        cache_ttl: int,
+        jwt_secret: str,
+        web_dir: Path | None,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.region = region
+        self.authorizer = authorizer
+        self.api = api
+        self.cache_ttl = cache_ttl
+        self.jwt_secret = jwt_secret
+        self.web_dir = web_dir.resolve() if web_dir and web_dir.is_dir() else None
+        self.ready = ready
+        self._cache: dict[str, CachedPolicy] = {}
+        self._cache_lock = threading.Lock()
+        gateway = self
+
+        class Handler(_RequestHandler):
+            gw = gateway
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def method_arn(self, method: str, path: str) -> str:
+        return f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{API_ID}/{STAGE}/{method}{path}"
+
+    def authorize(self, token: str, method_arn: str) -> dict[str, Any] | None:
+        """The authorizer's answer (cached per token), or None when it says Unauthorized."""
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._cache.get(token)
+            if cached and cached.expires > now:
+                return cached.answer
+        event = {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn}
+        try:
+            answer = self.authorizer(event, LocalContext(function_name="authorizer", region=self.region))
+        except Exception as exc:
+            if str(exc) == "Unauthorized":
+                return None
+            raise
+        if self.cache_ttl:
+            with self._cache_lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[token] = CachedPolicy(answer, now + self.cache_ttl)
+        return answer
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    gw: Gateway
+    protocol_version = "HTTP/1.1"
+    server_version = "fanout-local"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # One entry point for every method.
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        headers = {"Content-Type": "application/json", **(headers or {})}
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, doc: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(doc).encode(), headers)
+
+    def _read_body(self) -> bytes | None:
+        """The body, or None after answering 413/411 (the connection is then closed)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            self._json(411, {"message": "send a Content-Length; chunked bodies are not accepted"})
+            return None
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._json(400, {"message": "Content-Length is not a number"})
+            return None
+        if length > MAX_BODY:
+            # Don't read a body we refuse; close so the client's remaining bytes go nowhere.
+            self.close_connection = True
+            self._json(413, {"message": f"body is larger than {MAX_BODY // 1024} KiB"})
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self) -> None:
+        try:
+            self._route()
+        except Exception:
+            log.exception("gateway error on %s %s", self.command, self.path)
+            self._json(500, {"message": "Internal server error"})
+
+    def _route(self) -> None:
+        url = urlsplit(self.path)
+        path = unquote(url.path) or "/"
+        body = self._read_body()
+        if body is None:
+            return
+        if path == "/healthz" and self.command in ("GET", "HEAD"):
+            ok = self.gw.ready()
+            self._json(200 if ok else 503, {"status": "ok" if ok else "starting"})
+            return
+        if path == "/config.json" and self.command in ("GET", "HEAD"):
+            self._json(200, {"mode": "local"}, {"Cache-Control": "no-store"})
+            return
+        if path == "/_local/token":
+            self._local_token(body)
+            return
+        resource = match_resource(self.command, path)
+        if resource is None and self.command in ("GET", "HEAD") and self._static(path):
+            return
+        self._api(path, url.query, body, resource)
+
+    def _local_token(self, body: bytes) -> None:
+        if self.command != "POST":
+            self._json(405, {"message": "use POST"}, {"Allow": "POST"})
+            return
+        try:
+            doc = json.loads(body or b"{}")
+            sub = doc.get("sub", "") if isinstance(doc, dict) else ""
+            roles = doc.get("roles", list(tokens.ROLES))
+            if not isinstance(sub, str) or not isinstance(roles, list):
+                raise ValueError("sub must be a string and roles a list")
+            token = tokens.mint(self.gw.jwt_secret, sub.strip(), roles, ttl=3600)
+        except ValueError as exc:
+            self._json(400, {"message": f"{exc} (this endpoint exists only on the local stack)"})
+            return
+        self._json(200, {"token": token, "expiresIn": 3600}, {"Cache-Control": "no-store"})
+
+    def _static(self, path: str) -> bool:
+        root = self.gw.web_dir
+        if root is None:
+            return False
+        target = (root / (path.lstrip("/") or "index.html")).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_relative_to(root) or not target.is_file():
+            return False
+        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
+            ctype += "; charset=utf-8"
+        self._send(
+            200,
+            target.read_bytes(),
+            {
+                "Content-Type": ctype,
+                "Content-Security-Policy": CSP,
+                "X-Frame-Options": "DENY",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-cache",
+            },
+        )
+        return True
+
+    def _api(self, path: str, query: str, body: bytes, resource: str | None) -> None:
+        gw = self.gw
+        context: dict[str, Any] = {}
+        if resource is not None:
+            header = self.headers.get("Authorization")
+            if not header:
+                self._json(401, {"message": "Unauthorized"})
+                return
+            method_arn = gw.method_arn(self.command, path)
+            answer = gw.authorize(header, method_arn)
+            if answer is None:
+                self._json(401, {"message": "Unauthorized"})
+                return
+            allowed, denied = policy_allows(answer.get("policyDocument", {}), method_arn)
+            if not allowed:
+                reason = "with an explicit deny" if denied else ""
+                self._json(403, {"message": f"User is not authorized to access this resource {reason}".strip()})
+                return
+            context = {**answer.get("context", {}), "principalId": answer.get("principalId")}
+        event = self._proxy_event(path, query, body, resource, context)
+        ctx = LocalContext(function_name="api", region=gw.region)
+        result = gw.api(event, ctx)
+        headers = {k: ", ".join(v) for k, v in (result.get("multiValueHeaders") or {}).items()}
+        headers.update(result.get("headers") or {})
+        raw = result.get("body") or ""
+        payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
+        self._send(int(result.get("statusCode", 200)), payload, headers)
+
+    def _proxy_event(
+        self, path: str, query: str, body: bytes, resource: str | None, authorizer: dict[str, Any]
+    ) -> dict[str, Any]:
+        multi_query = parse_qs(query, keep_blank_values=True) if query else {}
+        headers: dict[str, str] = {}
+        multi_headers: dict[str, list[str]] = {}
+        for k, v in self.headers.items():
+            headers[k] = v
+            multi_headers.setdefault(k, []).append(v)
+        try:
+            text, is_b64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            # API Gateway hands non-text payloads to Lambda base64-encoded.
+            text, is_b64 = base64.b64encode(body).decode(), True
+        path_params = {"id": path.rsplit("/", 1)[1]} if resource == "/data/{id}" else None
+        now = time.time()
+        return {
+            "resource": resource or "/{proxy+}",
+            "path": path,
+            "httpMethod": self.command,
+            "headers": headers,
+            "multiValueHeaders": multi_headers,
+            "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": path_params,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": resource or "/{proxy+}",
+                "httpMethod": self.command,
+                "path": f"/{STAGE}{path}",
+                "stage": STAGE,
+                "requestId": str(uuid.uuid4()),
+                "requestTimeEpoch": int(now * 1000),
+                "accountId": ACCOUNT_ID,
+                "apiId": API_ID,
+                "protocol": self.request_version,
+                "identity": {"sourceIp": self.client_address[0], "userAgent": self.headers.get("User-Agent")},
+                "authorizer": authorizer or None,
+            },
+            "body": text if body else None,
+            "isBase64Encoded": is_b64,
+        }

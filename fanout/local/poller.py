@@ -1,0 +1,130 @@
+"""SQS event source mapping, emulated: long-poll, invoke with a batch, delete what succeeded.
+
+As on AWS: records listed in `batchItemFailures` (or the whole batch, if the handler
+raises) stay in the queue, come back after the visibility timeout, and reach the DLQ
+through the queue's redrive policy. SQS's receipt semantics mean several pollers on one
+queue never hold the same message at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fanout.local.lambda_context import LocalContext
+
+log = logging.getLogger("fanout.local.poller")
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def load_handler(spec: str) -> Handler:
+    module, _, function = spec.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _attr(value: dict[str, Any]) -> dict[str, Any]:
+    # SQS API shape -> Lambda event shape (camelCase keys).
+    out: dict[str, Any] = {"dataType": value["DataType"], "stringListValues": [], "binaryListValues": []}
+    if "StringValue" in value:
+        out["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        out["binaryValue"] = value["BinaryValue"]
+    return out
+
+
+def to_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {k: _attr(v) for k, v in message.get("MessageAttributes", {}).items()},
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class Poller(threading.Thread):
+    def __init__(
+        self,
+        *,
+        name: str,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        handler: Handler,
+        batch_size: int,
+        batching_window: float,
+        region: str,
+        timeout_seconds: int,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.handler = handler
+        self.batch_size = batch_size
+        self.batching_window = batching_window
+        self.region = region
+        self.timeout_seconds = timeout_seconds
+        self.stop = stop
+        self.invocations = 0
+
+    def _receive(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + self.batching_window
+        while not self.stop.is_set() and len(messages) < self.batch_size:
+            got = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
+                # Short long-polls keep shutdown under a second or two.
+                WaitTimeSeconds=0 if messages else 1,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            messages += got
+            if not got or time.monotonic() >= deadline:
+                break
+        return messages
+
+    def poll_once(self) -> int:
+        messages = self._receive()
+        if not messages:
+            return 0
+        event = {"Records": [to_record(m, self.queue_arn, self.region) for m in messages]}
+        context = LocalContext(function_name=self.name, region=self.region, timeout_seconds=self.timeout_seconds)
+        self.invocations += 1
+        try:
+            response = self.handler(event, context) or {}
+        except Exception:
+            # As on AWS: a failed invocation leaves the whole batch to the visibility timeout.
+            log.exception("%s: handler raised; %d messages will be retried", self.name, len(messages))
+            return 0
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+                ],
+            )
+        return len(done)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                if self.stop.is_set():
+                    return
+                log.exception("%s: polling failed; retrying", self.name)
+                self.stop.wait(1)

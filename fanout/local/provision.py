@@ -1,0 +1,57 @@
+"""Create the topology's resources on the emulated endpoint (idempotent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from fanout import consumers
+from fanout.localenv import LocalEnv
+from fanout.topology import Topology
+
+
+def _create_table(ddb: Any, name: str, keys: list[tuple[str, str]], ttl_attribute: str | None = None) -> None:
+    try:
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+    if ttl_attribute:
+        ddb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute}
+        )
+
+
+def provision(topology: Topology, env: LocalEnv, session: Any) -> dict[str, consumers.ConsumerQueues]:
+    sns, sqs = session.client("sns"), session.client("sqs")
+    ddb, events = session.client("dynamodb"), session.client("events")
+    topic_arn = sns.create_topic(Name=topology.topic_name)["TopicArn"]
+    _create_table(ddb, topology.table_name, [("pk", "HASH"), ("sk", "RANGE")])
+    _create_table(ddb, topology.idempotency_table_name, [("id", "HASH")], ttl_attribute="expiration")
+    try:
+        events.create_event_bus(Name=topology.event_bus_name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+    built = {}
+    for c in topology.consumers:
+        built[c.name] = consumers.ensure(
+            sqs,
+            sns,
+            topic_arn,
+            name=c.name,
+            queue_name=topology.queue_name(c),
+            dlq_name=topology.dlq_name(c),
+            max_receive_count=c.max_receive_count,
+            # Locally a short timeout makes retries and DLQ moves visible in seconds.
+            visibility_timeout=env.visibility_timeout,
+            filter_policy=c.filter_policy,
+            filter_scope=c.filter_policy_scope,
+        )
+    return built

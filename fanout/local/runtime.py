@@ -1,0 +1,129 @@
+"""The whole local system: emulator, resources, pollers, scheduler and gateway, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from fanout import PROJECT_ROOT, consumers, topology
+from fanout.local.emulator import Emulator, EmulatorError, port_free
+from fanout.local.gateway import Gateway
+from fanout.local.poller import Poller, load_handler
+from fanout.local.provision import provision
+from fanout.local.scheduler import Scheduler, rate_seconds
+from fanout.localenv import LocalEnv
+
+log = logging.getLogger("fanout.local")
+
+
+def handler_environ(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
+    """What the Lambda functions find in their environment, pointed at the local stack."""
+    return {
+        **env.aws_environ(),
+        "TOPIC_ARN": env.topic_arn(topo.topic_name),
+        "TABLE_NAME": topo.table_name,
+        "IDEMPOTENCY_TABLE_NAME": topo.idempotency_table_name,
+        "EVENT_BUS_NAME": topo.event_bus_name,
+        # Locally tokens are HS256 with the local secret; AWS stacks use JWKS (see the stack config).
+        "JWT_ALGORITHMS": "HS256",
+        "JWT_SECRET": env.jwt_secret,
+        "ROLES_CLAIM": topo.auth.roles_claim,
+        "CURSOR_SECRET": "local-cursor:" + env.jwt_secret,
+        "GENERATOR_USERS": ",".join(topo.generator.users),
+        "GENERATOR_COUNT": str(topo.generator.count_per_run),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": env.log_level,
+        "POWERTOOLS_SERVICE_NAME": "fanout",
+    }
+
+
+@dataclass
+class Runtime:
+    env: LocalEnv
+    topo: topology.Topology
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    emulator: Emulator | None = None
+    gateway: Gateway | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
+    consumers: dict[str, consumers.ConsumerQueues] = field(default_factory=dict)
+
+    def start(self) -> None:
+        if not port_free(self.env.port):
+            raise EmulatorError(
+                f"port {self.env.port} is in use (another fanout running?); set FANOUT_PORT to a free port"
+            )
+        self.emulator = Emulator(self.env.aws_port)
+        self.emulator.start()
+        # Handlers find AWS through boto3's standard environment, exactly as on Lambda.
+        os.environ.update(handler_environ(self.env, self.topo))
+        import boto3
+
+        session = boto3.session.Session()
+        self.consumers = provision(self.topo, self.env, session)
+        self._start_pollers(session)
+        self._start_scheduler()
+        self.gateway = Gateway(
+            port=self.env.port,
+            region=self.env.region,
+            authorizer=load_handler("handlers.authorizer:handler"),
+            api=load_handler("handlers.api:handler"),
+            cache_ttl=self.topo.auth.cache_ttl_seconds,
+            jwt_secret=self.env.jwt_secret,
+            web_dir=PROJECT_ROOT / "web",
+        )
+        self.gateway.start()
+
+    def _start_pollers(self, session: Any) -> None:
+        from botocore.config import Config
+
+        sqs = session.client("sqs", config=Config(max_pool_connections=50, retries={"mode": "standard"}))
+        for c in self.topo.consumers:
+            if not c.handler:
+                continue
+            queues = self.consumers[c.name]
+            handler = load_handler(c.handler)
+            arn = consumers.queue_arn(sqs, queues.queue_url)
+            for i in range(c.max_concurrency):
+                poller = Poller(
+                    name=f"{c.name}-{i}",
+                    sqs=sqs,
+                    queue_url=queues.queue_url,
+                    queue_arn=arn,
+                    handler=handler,
+                    batch_size=c.batch_size,
+                    batching_window=c.batching_window_seconds,
+                    region=self.env.region,
+                    timeout_seconds=c.timeout_seconds,
+                    stop=self.stop_event,
+                )
+                poller.start()
+                self.threads.append(poller)
+
+    def _start_scheduler(self) -> None:
+        gen = self.topo.generator
+        if not gen.enabled or os.environ.get("FANOUT_GENERATOR", "on").lower() in ("off", "0", "false"):
+            return
+        generator = load_handler("handlers.generator:handler")
+        interval = rate_seconds(gen.schedule)
+
+        def fire() -> object:
+            from fanout.local.lambda_context import LocalContext
+
+            return generator({}, LocalContext(function_name="generator", region=self.env.region))
+
+        scheduler = Scheduler(interval, fire, self.stop_event)
+        scheduler.start()
+        self.threads.append(scheduler)
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self.stop_event.set()
+        if self.gateway:
+            self.gateway.stop()
+        for t in self.threads:
+            t.join(timeout)
+        if self.emulator:
+            self.emulator.stop()

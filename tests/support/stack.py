@@ -1,0 +1,127 @@
+"""Start the local stack as a user would (`make run` in a subprocess, on free ports) for e2e and browser tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jwt
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "e2e-secret-that-is-long-enough-for-hs256-0123456789"
+CLI = ROOT / ".venv" / "bin" / "fanout"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    api_url: str
+    aws_endpoint: str
+    env: dict[str, str]
+    proc: subprocess.Popen[str]
+    state_dir: Path
+    output: list[str] = field(default_factory=list)
+
+    def token(self, sub: str, roles: tuple[str, ...] = ("data.read", "data.write"), ttl: int = 600) -> str:
+        now = int(time.time())
+        return jwt.encode({"sub": sub, "Role": list(roles), "iat": now, "exp": now + ttl}, SECRET, algorithm="HS256")
+
+    def auth(self, sub: str, **kw: object) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(sub, **kw)}"}
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(CLI), *args], env=self.env, capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"fanout {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def boto(self, service: str):  # noqa: ANN201
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name=self.env["AWS_REGION"],
+            aws_access_key_id="e2e",
+            aws_secret_access_key="e2e",  # noqa: S106
+        )
+
+
+def stack_env(state_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FANOUT_"))}
+    env.update(
+        FANOUT_PORT=str(free_port()),
+        FANOUT_AWS_PORT=str(free_port()),
+        FANOUT_JWT_SECRET=SECRET,
+        FANOUT_STATE_DIR=str(state_dir),
+        FANOUT_GENERATOR="off",
+        AWS_REGION="us-east-1",
+        **extra,
+    )
+    return env
+
+
+@contextlib.contextmanager
+def running_stack(state_dir: Path, timeout: float = 60, **extra: str) -> Iterator[Stack]:
+    env = stack_env(state_dir, **extra)
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "-s", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    stack = Stack(
+        api_url=f"http://127.0.0.1:{env['FANOUT_PORT']}",
+        aws_endpoint=f"http://127.0.0.1:{env['FANOUT_AWS_PORT']}",
+        env=env,
+        proc=proc,
+        state_dir=state_dir,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"make run exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
+                )
+            try:
+                if requests.get(f"{stack.api_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the local stack did not become healthy in time")
+            time.sleep(0.2)
+        yield stack
+    finally:
+        stop(stack)
+
+
+def stop(stack: Stack, timeout: float = 10) -> int | None:
+    if stack.proc.poll() is None:
+        stack.proc.send_signal(signal.SIGTERM)
+        try:
+            stack.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.proc.pid, signal.SIGKILL)
+            stack.proc.wait(5)
+    if stack.proc.stdout and not stack.proc.stdout.closed:
+        stack.output.append(stack.proc.stdout.read())
+        stack.proc.stdout.close()
+    return stack.proc.returncode
