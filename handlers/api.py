@@ -114,11 +114,19 @@ def _json_body() -> Any:
         raise ApiError(400, f"body is not valid JSON: {name} is not allowed")
 
     try:
-        return json.loads(text, parse_constant=no_constants)
+        document = json.loads(text, parse_constant=no_constants)
     except RecursionError:
         raise ApiError(400, "body is nested too deeply") from None
     except ValueError as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    try:
+        # A \ud800-style escape decodes to a lone surrogate, which no UTF-8 message can carry.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "body is not valid UTF-8: it escapes an unpaired surrogate") from None
+    except RecursionError:
+        raise ApiError(400, "body is nested too deeply") from None
+    return document
 
 
 @app.post("/data")

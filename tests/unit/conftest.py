@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.loaders
 import pytest
 from moto import mock_aws
 
@@ -74,6 +75,20 @@ UNSET = (
     "https_proxy",
     "all_proxy",
 )
+
+# Speed only: every boto3 Session builds its own botocore Loader and re-reads the service models
+# (about 100 ms a client). The handlers build fresh clients in every test (clients.reset()), so
+# let all loaders share one cache of the (read-only) model files.
+_SHARED_LOADER_CACHE: dict[Any, Any] = {}
+_real_loader_init = botocore.loaders.Loader.__init__
+
+
+def _shared_cache_loader_init(self: botocore.loaders.Loader, *args: Any, **kwargs: Any) -> None:
+    _real_loader_init(self, *args, **kwargs)
+    self._cache = _SHARED_LOADER_CACHE
+
+
+botocore.loaders.Loader.__init__ = _shared_cache_loader_init  # type: ignore[method-assign]
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -184,13 +199,23 @@ class Aws:
         return self.ddb.scan(TableName=self.table)["Items"]
 
 
+_TEST_CLIENTS: dict[str, Any] = {}
+
+
+def _test_client(service: str) -> Any:
+    """The tests' own clients, built once: moto intercepts them in every later mock_aws context."""
+    if service not in _TEST_CLIENTS:
+        _TEST_CLIENTS[service] = boto3.client(service, region_name=REGION)
+    return _TEST_CLIENTS[service]
+
+
 @pytest.fixture
 def aws() -> Iterator[Aws]:
     with mock_aws():
-        ddb = boto3.client("dynamodb", region_name=REGION)
-        sns = boto3.client("sns", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        eb = boto3.client("events", region_name=REGION)
+        ddb = _test_client("dynamodb")
+        sns = _test_client("sns")
+        sqs = _test_client("sqs")
+        eb = _test_client("events")
         for name, keys in (
             (ENV["TABLE_NAME"], (("pk", "HASH"), ("sk", "RANGE"))),
             (ENV["IDEMPOTENCY_TABLE_NAME"], (("id", "HASH"),)),
