@@ -53,7 +53,8 @@ def generate(count: int, users: list[str] | tuple[str, ...], seed: int | None = 
     """Publish `count` events for `users`; returns their ids."""
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_COUNT:
         raise ValueError(f"count must be an integer from 1 to {MAX_COUNT}")
-    if not users or not all(isinstance(u, str) and u.strip() for u in users):
+    # A bare string is a sequence too: "alice" would otherwise become the users a, l, i, c, e.
+    if isinstance(users, str) or not users or not all(isinstance(u, str) and u.strip() for u in users):
         raise ValueError("users must be a non-empty list of user ids")
     batch = synthesize(count, users, seed)
     publisher.publish_batch(batch)
