@@ -42,6 +42,12 @@ CSP = (
 Lambda = Callable[[dict[str, Any], Any], Any]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The stdlib default backlog of 5 resets connections under a burst of concurrent clients.
+    request_queue_size = 512
+
+
 @dataclass
 class CachedPolicy:
     answer: dict[str, Any]
@@ -103,8 +109,7 @@ class Gateway:
         class Handler(_RequestHandler):
             gw = gateway
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
 
     def start(self) -> None:

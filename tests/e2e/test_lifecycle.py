@@ -1,0 +1,116 @@
+"""`make run` starts, announces itself, and stops cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.stack import ROOT, Stack, running_stack, stack_env
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens, and a restarted server could bind it (TIME_WAIT leftovers are fine, as for any server)."""
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _descendants(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        p, pp = (int(x) for x in line.split())
+        children.setdefault(pp, []).append(p)
+    found, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.append(c)
+            todo.append(c)
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stops_within_five_seconds_leaving_nothing(tmp_path: Path, sig: signal.Signals) -> None:
+    with running_stack(tmp_path) as stack:
+        stack_pid = stack.proc.pid
+        family = _descendants(stack_pid)
+        assert family, "make run should have children (python, moto)"
+        api_port, aws_port = int(stack.env["FANOUT_PORT"]), int(stack.env["FANOUT_AWS_PORT"])
+        # Some traffic first, so pollers and the gateway are busy when the signal lands.
+        token = stack.token("bye")
+        requests.post(
+            f"{stack.api_url}/data",
+            json={"informationOne": "a", "informationTwo": "b"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        started = time.monotonic()
+        if sig == signal.SIGINT:
+            # A terminal's Ctrl+C goes to the whole foreground process group.
+            os.killpg(stack_pid, sig)
+        else:
+            stack.proc.send_signal(sig)
+        stack.proc.wait(10)
+        elapsed = time.monotonic() - started
+        out = stack.proc.stdout.read() if stack.proc.stdout else ""
+    assert elapsed < 5, f"took {elapsed:.1f} s to stop"
+    # make re-raises the signal it got once its child has exited cleanly.
+    assert stack.proc.returncode in (0, -signal.SIGTERM, -signal.SIGINT, 130, 2), out
+    time.sleep(0.2)
+    alive = [p for p in family if Path(f"/proc/{p}").exists()]
+    assert alive == [], f"left behind: {alive}"
+    assert _port_free(api_port) and _port_free(aws_port)
+    assert "http://127.0.0.1:" in out and "local use only" in out and "curl" in out
+
+
+def test_banner_prints_urls_and_curl(stack: Stack) -> None:
+    assert stack.proc.poll() is None
+
+
+def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env = stack_env(tmp_path)
+        env["FANOUT_AWS_PORT"] = str(busy.getsockname()[1])
+        r = subprocess.run(["make", "-s", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "in use" in r.stderr and "FANOUT_AWS_PORT" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_without_a_stack_is_one_line(tmp_path: Path) -> None:
+    env = stack_env(tmp_path)
+    r = subprocess.run(
+        [str(ROOT / ".venv/bin/fanout"), "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode != 0 and "make run" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_token_cli_matches_the_stack(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        token = stack.cli("token", "--sub", "cli-user", "--roles", "data.read").stdout.strip()
+        r = requests.get(f"{stack.api_url}/data", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert r.status_code == 200
+        r = requests.post(
+            f"{stack.api_url}/data",
+            json={"informationOne": "a", "informationTwo": "b"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        assert r.status_code == 403
+        bad = stack.cli("token", "--sub", "x", "--roles", "admin", check=False)
+        assert bad.returncode != 0 and "admin" in bad.stderr
