@@ -124,6 +124,11 @@ def _clear_caches() -> None:
     idempotency._runner.cache_clear()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # handlers.api silences this at import, but pytest restores warning filters after each test.
+    config.addinivalue_line("filterwarnings", "ignore:No application metrics to publish:UserWarning")
+
+
 @pytest.fixture(autouse=True)
 def _offline_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
