@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 STACK ?= dev
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help install run test lint format unit infra-test e2e browser browser-deps bench plan package \
-        lock openapi screenshot clean
+.PHONY: help install run test lint format unit infra-test e2e robustness browser browser-deps bench plan package \
+        lock screenshot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -25,7 +25,7 @@ install: $(STAMP) ## create .venv and install the pinned dependencies
 run: $(STAMP) ## start the whole system locally (emulated AWS + API + web app)
 	exec $(PY) -m fanout.local
 
-test: lint unit infra-test e2e browser ## every check: lint, unit, infra, end-to-end, browser
+test: lint unit infra-test e2e robustness browser ## every check: lint, unit, infra, end-to-end, fault/fuzz/security, browser
 
 lint: $(STAMP) ## ruff format --check and ruff check
 	$(VENV)/bin/ruff format --check .
@@ -35,14 +35,24 @@ format: $(STAMP) ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-unit: $(STAMP) ## unit tests, offline and in-process
-	$(PYTEST) -q tests/unit
+unit: $(STAMP) ## unit tests (and event contract checks), offline and in-process
+	$(PYTEST) -q tests/unit $(wildcard tests/contract)
 
 infra-test: $(STAMP) ## Pulumi program tests under mocks
 	@if [ -n "$$(ls tests/infra/test_*.py 2>/dev/null)" ]; then $(PYTEST) -q tests/infra; else echo "no infra tests yet"; fi
 
 e2e: $(STAMP) ## end-to-end tests against a local stack started as a subprocess
 	$(PYTEST) -q tests/e2e
+
+robustness: $(STAMP) ## fault injection, fuzzing and security tests
+	@dirs="$$(ls -d tests/fault tests/fuzz tests/security 2>/dev/null)"; \
+	if [ -n "$$dirs" ]; then $(PYTEST) -q $$dirs; else echo "no robustness tests yet"; fi
+
+bench: $(STAMP) ## benchmarks: throughput, latency, AWS calls and cost, cold start, artifact sizes
+	$(PY) -m bench $(if $(BENCH_JSON),--json $(BENCH_JSON))
+
+screenshot: $(STAMP) browser-deps ## refresh docs/screenshot.png from the browser tests
+	FANOUT_SCREENSHOT=1 $(PYTEST) -q tests/browser
 
 browser-deps:
 	@command -v chromium >/dev/null || { \
