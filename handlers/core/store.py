@@ -17,6 +17,8 @@ from handlers.core.clients import client
 from handlers.core.settings import table_name
 
 BATCH_WRITE_MAX = 25
+# Every error code DynamoDB throttles with, not only the provisioned-capacity one.
+THROTTLES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 ITEM_FIELDS = ("id", "informationOne", "informationTwo", "createdAt")
 
 
@@ -101,7 +103,9 @@ def write(
                 sleep(random.uniform(0, min(2.0, base_delay * 2**attempt)))  # noqa: S311 (jitter, not crypto)
             try:
                 response = ddb.batch_write_item(RequestItems={name: pending})
-            except ddb.exceptions.ProvisionedThroughputExceededException:
+            except ddb.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in THROTTLES:
+                    raise
                 continue  # botocore already retried; back off further and try the same requests again
             pending = response.get("UnprocessedItems", {}).get(name, [])
             if not pending:

@@ -510,3 +510,16 @@ def test_post_time_is_close_to_now(aws: Aws, context: Any) -> None:
     (event,) = aws.published()
     stamp = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
     assert before - 1 <= stamp <= time.time() + 1
+
+
+def test_a_key_still_in_progress_is_409(aws: Aws, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from handlers.core import idempotency
+
+    def busy(*args: Any, **kwargs: Any) -> Any:
+        raise idempotency.KeyInProgress("a request with this Idempotency-Key is still in progress")
+
+    monkeypatch.setattr(idempotency, "once", busy)
+    answer = post(context, headers={"Idempotency-Key": "busy"})
+    assert answer.status == 409
+    assert "Idempotency-Key" in answer.message
+    assert aws.published() == []

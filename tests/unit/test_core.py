@@ -310,3 +310,12 @@ def test_base64_helpers_round_trip() -> None:
     assert cursor._unb64(cursor._b64(raw)) == raw
     assert "=" not in cursor._b64(raw)
     assert base64.urlsafe_b64decode(cursor._b64(b"ab") + "==") == b"ab"
+
+
+def test_unit_tests_cannot_reach_the_network() -> None:
+    import socket
+
+    with pytest.raises(ConnectionRefusedError, match="offline"):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)
+    with pytest.raises(ConnectionRefusedError, match="offline"):
+        socket.socket(socket.AF_INET6, socket.SOCK_STREAM).connect(("::1", 443))

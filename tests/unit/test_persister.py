@@ -237,19 +237,25 @@ def test_unprocessed_items_are_retried_and_stored_once(
     assert len(aws.announced()) == 5
 
 
-def _throttle(client: Any) -> Exception:
-    return client.exceptions.ProvisionedThroughputExceededException(
-        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "BatchWriteItem"
-    )
+def _throttle(client: Any, code: str = "ProvisionedThroughputExceededException") -> Exception:
+    error = {"Error": {"Code": code, "Message": "slow down"}}
+    if code == "ProvisionedThroughputExceededException":
+        return client.exceptions.ProvisionedThroughputExceededException(error, "BatchWriteItem")
+    return client.exceptions.ClientError(error, "BatchWriteItem")
 
 
-def test_throttle_is_retried(aws: Aws, context: Any, monkeypatch: pytest.MonkeyPatch, no_sleep: list[float]) -> None:
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"]
+)
+def test_throttle_is_retried(
+    aws: Aws, context: Any, monkeypatch: pytest.MonkeyPatch, no_sleep: list[float], code: str
+) -> None:
     calls: list[int] = []
 
     def fake(real: Any, **kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) <= 2:
-            raise _throttle(clients.client("dynamodb"))
+            raise _throttle(clients.client("dynamodb"), code)
         return real(**kwargs)
 
     wrap(monkeypatch, "dynamodb", "batch_write_item", fake)
@@ -295,6 +301,22 @@ def test_throttled_on_every_attempt_reports_the_whole_batch(
     answer, message_ids = run(context, event("alice"), "poison", event("bob"))
     assert failures(answer) == set(message_ids)
     assert aws.items() == []
+    assert aws.announced() == []
+
+
+def test_a_non_throttle_error_fails_the_invocation_so_sqs_retries_the_whole_batch(
+    aws: Aws, context: Any, monkeypatch: pytest.MonkeyPatch, no_sleep: list[float]
+) -> None:
+    def fake(real: Any, **kwargs: Any) -> Any:
+        raise clients.client("dynamodb").exceptions.ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "BatchWriteItem"
+        )
+
+    wrap(monkeypatch, "dynamodb", "batch_write_item", fake)
+    # Not swallowed: nothing is reported as done, so every message comes back (none is lost).
+    with pytest.raises(Exception, match="AccessDenied"):
+        run(context, event("alice"))
+    assert no_sleep == []
     assert aws.announced() == []
 
 
