@@ -1,0 +1,1 @@
+"""One ComponentResource per building block; each exposes its children as attributes for tests."""

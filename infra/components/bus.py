@@ -1,0 +1,99 @@
+"""EventBus: where the persister announces fanout.data.persisted.v1 for anyone downstream.
+
+An archive keeps the bus's events for replay. Every rule target has a retry policy and a DLQ:
+the one rule here delivers persisted events to an encrypted queue downstream consumers can read.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from fanout.topology import PERSISTED_TYPE
+from infra.components.queues import DLQ_RETENTION_SECONDS, encrypted_queue, queue_policy
+from infra.settings import Settings
+
+PERSISTER_SOURCE = "fanout.persister"
+
+
+class EventBus(pulumi.ComponentResource):
+    bus: aws.cloudwatch.EventBus
+    archive: aws.cloudwatch.EventArchive
+    rule: aws.cloudwatch.EventRule
+    target: aws.cloudwatch.EventTarget
+    target_queue: aws.sqs.Queue
+    target_dlq: aws.sqs.Queue
+    target_queue_policy: aws.sqs.QueuePolicy
+    target_dlq_policy: aws.sqs.QueuePolicy
+
+    def __init__(
+        self, name: str, settings: Settings, key_arn: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("fanout:aws:EventBus", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = settings.prefix
+        self.bus = aws.cloudwatch.EventBus(f"{name}-bus", name=settings.topology.event_bus_name, opts=child)
+        self.archive = aws.cloudwatch.EventArchive(
+            f"{name}-archive",
+            name=f"{prefix}-persisted",
+            event_source_arn=self.bus.arn,
+            event_pattern=json.dumps({"source": [PERSISTER_SOURCE]}),
+            retention_days=settings.archive_retention_days,
+            description="persisted events, kept for replay",
+            opts=child,
+        )
+        self.rule = aws.cloudwatch.EventRule(
+            f"{name}-persisted-rule",
+            name=f"{prefix}-persisted",
+            event_bus_name=self.bus.name,
+            event_pattern=json.dumps({"source": [PERSISTER_SOURCE], "detail-type": [PERSISTED_TYPE]}),
+            description=f"{PERSISTED_TYPE} to the downstream queue",
+            opts=child,
+        )
+        self.target_dlq = encrypted_queue(
+            f"{name}-persisted-dlq",
+            f"{prefix}-persisted-events-dlq",
+            key_arn,
+            parent=self,
+            retention_seconds=DLQ_RETENTION_SECONDS,
+        )
+        self.target_queue = encrypted_queue(
+            f"{name}-persisted-queue", f"{prefix}-persisted-events", key_arn, parent=self
+        )
+        # EventBridge delivers to both (the DLQ when the target refuses), only for this rule.
+        self.target_queue_policy = queue_policy(
+            f"{name}-persisted-queue-policy",
+            self.target_queue,
+            parent=self,
+            service="events.amazonaws.com",
+            source_arn=self.rule.arn,
+        )
+        self.target_dlq_policy = queue_policy(
+            f"{name}-persisted-dlq-policy",
+            self.target_dlq,
+            parent=self,
+            service="events.amazonaws.com",
+            source_arn=self.rule.arn,
+        )
+        self.target = aws.cloudwatch.EventTarget(
+            f"{name}-persisted-target",
+            rule=self.rule.name,
+            event_bus_name=self.bus.name,
+            arn=self.target_queue.arn,
+            retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                maximum_event_age_in_seconds=24 * 3600, maximum_retry_attempts=20
+            ),
+            dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=self.target_dlq.arn),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.target_queue_policy, self.target_dlq_policy]),
+        )
+        self.register_outputs({"bus_name": self.bus.name})
+
+    @property
+    def targets(self) -> list[aws.cloudwatch.EventTarget]:
+        return [self.target]
+
+    @property
+    def dead_letter_queues(self) -> list[aws.sqs.Queue]:
+        return [self.target_dlq]

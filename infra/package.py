@@ -1,0 +1,152 @@
+"""Reproducible Lambda artifacts: `handlers/` + `schemas/` as one zip, the locked dependencies as a layer.
+
+Same inputs, same bytes: entries are sorted, timestamps and permissions fixed, no bytecode and
+no machine-specific files (pip's console scripts carry the builder's interpreter path). So a
+`pulumi up` with nothing changed uploads nothing. Run as `python -m infra.package`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.paths import BUILD, HANDLERS, LOCK, SCHEMAS
+
+# python3.11 reached Lambda's deprecation date (June 2026); 3.13 is supported until mid-2029.
+# The layer's compiled wheels (cryptography, cffi, wrapt) must match this version and architecture.
+RUNTIME = "python3.13"
+PYTHON_VERSION = "3.13"
+ARCHITECTURE = "arm64"
+# The python3.13 runtime is Amazon Linux 2023 (glibc 2.34): any of these wheel tags loads there.
+PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64")
+
+HANDLER_ZIP = BUILD / "handlers.zip"
+LAYER_ZIP = BUILD / "layer.zip"
+LAYER_STAMP = BUILD / "layer.stamp"
+# Bump when the layer recipe changes, so an old zip is not reused.
+LAYER_RECIPE = "2"
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold
+_FILE_MODE = 0o100644 << 16  # regular file, rw-r--r--
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    sha256: str  # hex, for people
+    source_code_hash: str  # base64 of the digest, the form Lambda reports as CodeSha256
+    size: int
+
+    @classmethod
+    def of(cls, path: Path) -> Artifact:
+        digest = hashlib.sha256(path.read_bytes()).digest()
+        return cls(path, digest.hex(), base64.b64encode(digest).decode(), path.stat().st_size)
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    handlers: Artifact
+    layer: Artifact
+
+
+def _write_zip(target: Path, entries: Iterable[tuple[str, Path]]) -> Artifact:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w") as zf:
+        for arcname, source in sorted(entries):
+            info = zipfile.ZipInfo(arcname, date_time=_EPOCH)
+            info.external_attr = _FILE_MODE
+            info.create_system = 3  # unix, so the mode bits above are honoured
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, source.read_bytes(), compresslevel=9)
+    tmp.replace(target)
+    return Artifact.of(target)
+
+
+def _tree(root: Path, prefix: str, suffixes: tuple[str, ...] | None = None) -> list[tuple[str, Path]]:
+    entries = []
+    for path in root.rglob("*"):
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        if suffixes is not None and path.suffix not in suffixes:
+            continue
+        entries.append((f"{prefix}{path.relative_to(root).as_posix()}", path))
+    return entries
+
+
+def build_handlers() -> Artifact:
+    """handlers/ and schemas/ at the zip root: the handler strings are `handlers.<module>.<function>`."""
+    entries = _tree(HANDLERS, "handlers/", (".py", ".json")) + _tree(SCHEMAS, "schemas/", (".json",))
+    return _write_zip(HANDLER_ZIP, entries)
+
+
+def _layer_stamp() -> str:
+    recipe = f"{LAYER_RECIPE}|{PYTHON_VERSION}|{','.join(PLATFORMS)}|".encode()
+    return hashlib.sha256(recipe + LOCK.read_bytes()).hexdigest()
+
+
+def build_layer(force: bool = False) -> Artifact:
+    """The locked third-party packages under python/ (the layer path Lambda puts on sys.path)."""
+    stamp = _layer_stamp()
+    if not force and LAYER_ZIP.is_file() and LAYER_STAMP.is_file() and LAYER_STAMP.read_text() == stamp:
+        return Artifact.of(LAYER_ZIP)
+    with tempfile.TemporaryDirectory(prefix="fanout-layer-") as tmp:
+        site = Path(tmp) / "python"
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        cmd += ["--no-deps", "--no-compile", "--require-hashes", "-r", str(LOCK), "--target", str(site)]
+        cmd += [arg for p in PLATFORMS for arg in ("--platform", p)]
+        cmd += ["--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp"]
+        env = {**os.environ, "PIP_NO_INPUT": "1"}
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"pip could not build the layer:\n{result.stdout}\n{result.stderr}")
+        # Console scripts embed this machine's interpreter path; Lambda never runs them.
+        shutil.rmtree(site / "bin", ignore_errors=True)
+        artifact = _write_zip(LAYER_ZIP, _tree(site, "python/"))
+    LAYER_STAMP.write_text(stamp)
+    return artifact
+
+
+def existing() -> Artifacts:
+    """The artifacts as last built, or stand-ins where none is (the offline plan and tests upload nothing)."""
+
+    def one(path: Path) -> Artifact:
+        if path.is_file():
+            return Artifact.of(path)
+        return Artifact(path, "0" * 64, base64.b64encode(bytes(32)).decode(), 0)
+
+    return Artifacts(handlers=one(HANDLER_ZIP), layer=one(LAYER_ZIP))
+
+
+def build_all(force_layer: bool = False) -> Artifacts:
+    return Artifacts(handlers=build_handlers(), layer=build_layer(force=force_layer))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.package", description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="rebuild the layer even if the lock is unchanged")
+    args = parser.parse_args(argv)
+    try:
+        artifacts = build_all(force_layer=args.force)
+    except RuntimeError as exc:
+        print(f"package: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    for artifact in (artifacts.handlers, artifacts.layer):
+        rel = artifact.path.relative_to(BUILD.parents[1])
+        print(f"{rel}  {artifact.size / 1024:,.0f} KiB  sha256 {artifact.sha256}")  # noqa: T201
+    print(f"runtime {RUNTIME} ({ARCHITECTURE})")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Offline plan: run the Pulumi program for a stack under mocks and print what it would create.
+
+No account and no Pulumi CLI needed: `python -m infra.plan --stack prd`. The list is what a
+`pulumi preview` of an empty stack would create, with each resource's key settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+import pulumi
+
+from fanout.topology import TopologyError
+from infra import context, mocks, package, settings, stack
+from infra.components.website import web_files
+
+# Per resource type, the inputs worth reading in a plan (the rest are defaults or plumbing).
+KEY_SETTINGS: dict[str, tuple[str, ...]] = {
+    "aws:sqs/queue:Queue": ("name", "visibilityTimeoutSeconds", "messageRetentionSeconds", "redrivePolicy"),
+    "aws:sns/topic:Topic": ("name", "tracingConfig"),
+    "aws:sns/topicSubscription:TopicSubscription": (
+        "protocol",
+        "rawMessageDelivery",
+        "filterPolicy",
+        "filterPolicyScope",
+    ),
+    "aws:lambda/function:Function": ("name", "handler", "runtime", "architectures", "memorySize", "timeout"),
+    "aws:lambda/eventSourceMapping:EventSourceMapping": (
+        "batchSize",
+        "maximumBatchingWindowInSeconds",
+        "functionResponseTypes",
+        "scalingConfig",
+    ),
+    "aws:lambda/layerVersion:LayerVersion": ("layerName", "compatibleRuntimes", "compatibleArchitectures"),
+    "aws:dynamodb/table:Table": (
+        "name",
+        "hashKey",
+        "rangeKey",
+        "billingMode",
+        "pointInTimeRecovery",
+        "deletionProtectionEnabled",
+        "ttl",
+    ),
+    "aws:kms/key:Key": ("description", "enableKeyRotation"),
+    "aws:kms/alias:Alias": ("name",),
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "retentionInDays"),
+    "aws:cloudwatch/eventBus:EventBus": ("name",),
+    "aws:cloudwatch/eventArchive:EventArchive": ("name", "retentionDays"),
+    "aws:cloudwatch/eventRule:EventRule": ("name", "eventPattern"),
+    "aws:cloudwatch/eventTarget:EventTarget": ("retryPolicy",),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("name", "metricName", "threshold", "comparisonOperator"),
+    "aws:cloudwatch/dashboard:Dashboard": ("dashboardName",),
+    "aws:scheduler/schedule:Schedule": ("name", "scheduleExpression", "state"),
+    "aws:apigateway/restApi:RestApi": ("name", "endpointConfiguration"),
+    "aws:apigateway/resource:Resource": ("pathPart",),
+    "aws:apigateway/method:Method": ("httpMethod", "authorization"),
+    "aws:apigateway/authorizer:Authorizer": ("name", "type", "identitySource", "authorizerResultTtlInSeconds"),
+    "aws:apigateway/stage:Stage": ("stageName", "xrayTracingEnabled"),
+    "aws:apigateway/methodSettings:MethodSettings": ("methodPath", "settings"),
+    "aws:apigateway/response:Response": ("responseType", "statusCode"),
+    "aws:cognito/userPool:UserPool": ("name", "mfaConfiguration", "deletionProtection"),
+    "aws:cognito/userGroup:UserGroup": ("name",),
+    "aws:cognito/userPoolClient:UserPoolClient": ("name", "allowedOauthFlows", "allowedOauthScopes"),
+    "aws:cloudfront/distribution:Distribution": ("priceClass", "httpVersion", "defaultRootObject"),
+    "aws:s3/bucketObjectv2:BucketObjectv2": ("key", "contentType"),
+    "aws:iam/role:Role": ("description",),
+}
+
+
+def _short(value: Any, limit: int = 90) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _actions(policy: str) -> str:
+    try:
+        statements = json.loads(policy)["Statement"]
+    except (ValueError, KeyError, TypeError):
+        return "?"
+    actions = sorted({a for s in statements if s.get("Effect") == "Allow" for a in _as_list(s.get("Action"))})
+    return ", ".join(actions)
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value] if value else []
+
+
+def short_type(token: str) -> str:
+    """'aws:iam/rolePolicy:RolePolicy' -> 'aws:iam:RolePolicy'."""
+    pkg, module, name = token.split(":")
+    return f"{pkg}:{module.split('/')[0]}:{name}" if pkg == "aws" else f"{pkg}:{name}"
+
+
+def service(token: str) -> str:
+    pkg, module, _ = token.split(":")
+    return module.split("/")[0] if pkg == "aws" else pkg
+
+
+def describe(res: mocks.Registered) -> str:
+    inputs = res.inputs
+    if res.type == "aws:iam/rolePolicy:RolePolicy":
+        return f"allows {_actions(inputs.get('policy', '{}'))}"
+    keys = KEY_SETTINGS.get(res.type, ())
+    return ", ".join(f"{k}={_short(inputs[k])}" for k in keys if inputs.get(k) not in (None, "", [], {}))
+
+
+def run(stack_name: str) -> tuple[mocks.AwsMocks, stack.Stack]:
+    """Build the stack's program under mocks; returns what was registered and the built stack."""
+    stack_config, region = mocks.read_stack_file(stack_name)
+    recorded = mocks.install(stack_name, stack_config, region)
+    built: dict[str, stack.Stack] = {}
+
+    @pulumi.runtime.test
+    def program() -> None:
+        built["stack"] = stack.build(settings.load(), context.current(), package.existing())
+
+    program()
+    return recorded, built["stack"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default dev)")
+    args = parser.parse_args(argv)
+    try:
+        recorded, built = run(args.stack)
+    except (TopologyError, FileNotFoundError) as exc:
+        print(f"plan: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    s = built.settings
+    out = [
+        f"fanout stack {args.stack!r}: offline plan (Pulumi mocks; nothing is contacted)",
+        f"prefix {s.prefix}, production={s.production}, identity={s.identity.mode}, vpc={s.network.enabled}, "
+        f"alarms={s.alarms}, log retention {s.log_retention_days} d, consumers: "
+        + ", ".join(c.name for c in s.topology.consumers),
+        f"runtime {package.RUNTIME} {package.ARCHITECTURE}; web files: {len(web_files())}",
+        "",
+    ]
+    resources = sorted(
+        (r for r in recorded.resources if not r.type.startswith("fanout:")), key=lambda r: (r.type, r.name)
+    )
+    width = max(len(short_type(r.type)) for r in resources)
+    for res in resources:
+        out.append(f"+ {short_type(res.type):<{width}}  {res.name}  {describe(res)}".rstrip())
+    counts = Counter(service(r.type) for r in resources)
+    out += [
+        "",
+        f"{len(resources)} resources to create ("
+        + ", ".join(f"{svc} {n}" for svc, n in sorted(counts.items()))
+        + f"), in {sum(1 for r in recorded.resources if r.type.startswith('fanout:'))} components",
+    ]
+    print("\n".join(out))  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

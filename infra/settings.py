@@ -1,0 +1,259 @@
+"""Every per-environment choice, typed, with defaults: the topology plus the keys only AWS needs.
+
+The topology keys (prefix, consumers, generator, token) are shared with the local runtime and
+parsed by `fanout.topology`. The rest live here, all in the `fanout:` namespace. Defaults depend
+on one switch, `production` (true for the stack named `prd` unless set), so a stack file only
+names what it changes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from fanout.topology import NAMESPACE, Topology, TopologyError, from_config
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+IDENTITY_MODES = ("cognito", "external", "hs256")
+PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
+# The API's routes as "METHOD /path": the keys of per-method throttles.
+ROUTES = ("POST /data", "GET /data", "GET /data/{id}", "GET /openapi.json")
+
+# Keys read as plain strings; every other key is JSON (numbers, booleans, mappings, lists).
+STRING_KEYS = ("prefix", "alarmEmail", "logLevel", "apiStageName", "priceClass")
+INFRA_KEYS = (
+    "production",
+    "logRetentionDays",
+    "logLevel",
+    "throttle",
+    "alarms",
+    "alarmEmail",
+    "alarmThresholds",
+    "vpc",
+    "identity",
+    "archiveRetentionDays",
+    "apiStageName",
+    "manageApiGatewayAccount",
+    "deletionProtection",
+    "pointInTimeRecovery",
+    "priceClass",
+)
+TOPOLOGY_KEYS = ("prefix", "consumers", "generator", "token")
+
+
+@dataclass(frozen=True)
+class Throttle:
+    rate_limit: float  # steady requests per second
+    burst_limit: int
+
+
+@dataclass(frozen=True)
+class Network:
+    enabled: bool = False
+    cidr: str = "10.40.0.0/16"
+    az_count: int = 2
+
+
+@dataclass(frozen=True)
+class Identity:
+    mode: str  # cognito: the stack creates a user pool; external: trust token.issuer/jwksUrl; hs256: dev only
+    domain_prefix: str | None = None  # Cognito hosted UI domain; a random suffix is added when unset
+    client_id: str | None = None  # external mode: the web app's OIDC client
+    authorize_url: str | None = None
+    token_url: str | None = None
+    logout_url: str | None = None
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    api_5xx_per_5min: int = 5
+    api_latency_p99_ms: int = 2000
+    backlog_age_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str
+    topology: Topology
+    production: bool
+    log_retention_days: int
+    log_level: str
+    throttle: Throttle
+    method_throttles: dict[str, Throttle]
+    alarms: bool
+    alarm_email: str | None
+    thresholds: AlarmThresholds
+    network: Network
+    identity: Identity
+    archive_retention_days: int
+    api_stage_name: str
+    manage_api_gateway_account: bool
+    deletion_protection: bool
+    point_in_time_recovery: bool
+    price_class: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def prefix(self) -> str:
+        return self.topology.prefix
+
+
+def _key(name: str) -> str:
+    return f"{NAMESPACE}:{name}"
+
+
+def _bool(raw: dict[str, Any], key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise TopologyError(f"{_key(key)} must be true or false, got {value!r}")
+    return value
+
+
+def _int(raw: dict[str, Any], key: str, default: int, lo: int, hi: int, where: str) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise TopologyError(f"{where}.{key} must be an integer from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise TopologyError(f"{_key(key)} must be a mapping")
+    return value
+
+
+def _throttle(raw: Any, where: str, default: Throttle) -> Throttle:
+    if not isinstance(raw, dict):
+        raise TopologyError(f"{where} must be a mapping with rateLimit and burstLimit")
+    rate = raw.get("rateLimit", default.rate_limit)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 10_000:
+        raise TopologyError(f"{where}.rateLimit must be a number from 0 (exclusive) to 10000, got {rate!r}")
+    return Throttle(float(rate), _int(raw, "burstLimit", default.burst_limit, 1, 5000, where))
+
+
+def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
+    """Settings from a stack's `fanout:` keys (namespace stripped); raises TopologyError naming the key."""
+    topology = from_config(stack, {k: raw[k] for k in TOPOLOGY_KEYS if k in raw})
+    production = _bool(raw, "production", stack == "prd")
+
+    retention = raw.get("logRetentionDays", 90 if production else 14)
+    if retention not in LOG_RETENTION_DAYS:
+        raise TopologyError(f"{_key('logRetentionDays')} must be one of {LOG_RETENTION_DAYS}, got {retention!r}")
+    level = raw.get("logLevel", "INFO")
+    if level not in LOG_LEVELS:
+        raise TopologyError(f"{_key('logLevel')} must be one of {LOG_LEVELS}, got {level!r}")
+
+    throttle_raw = _mapping(raw, "throttle")
+    stage_default = Throttle(100.0, 200) if production else Throttle(20.0, 40)
+    throttle = _throttle({k: v for k, v in throttle_raw.items() if k != "methods"}, _key("throttle"), stage_default)
+    methods_raw = throttle_raw.get("methods", {"POST /data": {"rateLimit": throttle.rate_limit / 2}})
+    if not isinstance(methods_raw, dict):
+        raise TopologyError(f"{_key('throttle')}.methods must map 'METHOD /path' to limits")
+    method_throttles = {}
+    for route, limits in methods_raw.items():
+        if route not in ROUTES:
+            raise TopologyError(f"{_key('throttle')}.methods: {route!r} is not one of {', '.join(ROUTES)}")
+        method_throttles[route] = _throttle(limits, f"{_key('throttle')}.methods[{route}]", throttle)
+
+    email = raw.get("alarmEmail")
+    if email is not None and (not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email)):
+        raise TopologyError(f"{_key('alarmEmail')} must be an e-mail address, got {email!r}")
+    th = _mapping(raw, "alarmThresholds")
+    where = _key("alarmThresholds")
+    thresholds = AlarmThresholds(
+        api_5xx_per_5min=_int(th, "api5xxPer5Min", 5, 1, 100_000, where),
+        api_latency_p99_ms=_int(th, "apiLatencyP99Ms", 2000, 50, 29_000, where),
+        backlog_age_seconds=_int(th, "backlogAgeSeconds", 300, 60, 1_209_600, where),
+    )
+
+    vpc = _mapping(raw, "vpc")
+    cidr = vpc.get("cidr", Network.cidr)
+    if not isinstance(cidr, str) or not re.fullmatch(r"\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])", cidr):
+        raise TopologyError(f"{_key('vpc')}.cidr must be an IPv4 CIDR from /16 to /24, got {cidr!r}")
+    network = Network(
+        enabled=_bool(vpc, "enabled", False),
+        cidr=cidr,
+        az_count=_int(vpc, "azCount", 2, 2, 3, _key("vpc")),
+    )
+
+    identity = _identity(_mapping(raw, "identity"), topology, production)
+
+    stage = raw.get("apiStageName", "v1")
+    if not isinstance(stage, str) or not re.fullmatch(r"[A-Za-z0-9_]{1,64}", stage):
+        raise TopologyError(f"{_key('apiStageName')} must be 1-64 letters, digits or '_', got {stage!r}")
+    price = raw.get("priceClass", "PriceClass_100")
+    if price not in PRICE_CLASSES:
+        raise TopologyError(f"{_key('priceClass')} must be one of {PRICE_CLASSES}, got {price!r}")
+
+    return Settings(
+        stack=stack,
+        topology=topology,
+        production=production,
+        log_retention_days=retention,
+        log_level=level,
+        throttle=throttle,
+        method_throttles=method_throttles,
+        alarms=_bool(raw, "alarms", production),
+        alarm_email=email,
+        thresholds=thresholds,
+        network=network,
+        identity=identity,
+        archive_retention_days=_int(raw, "archiveRetentionDays", 90 if production else 7, 1, 3650, NAMESPACE),
+        api_stage_name=stage,
+        manage_api_gateway_account=_bool(raw, "manageApiGatewayAccount", True),
+        deletion_protection=_bool(raw, "deletionProtection", production),
+        point_in_time_recovery=_bool(raw, "pointInTimeRecovery", production),
+        price_class=price,
+        raw=dict(raw),
+    )
+
+
+def _identity(raw: dict[str, Any], topology: Topology, production: bool) -> Identity:
+    auth = topology.auth
+    default_mode = "hs256" if auth.algorithms == ("HS256",) else "external" if auth.jwks_url else "cognito"
+    mode = raw.get("mode", default_mode)
+    where = _key("identity")
+    if mode not in IDENTITY_MODES:
+        raise TopologyError(f"{where}.mode must be one of {IDENTITY_MODES}, got {mode!r}")
+    if (mode == "hs256") != (auth.algorithms == ("HS256",)):
+        raise TopologyError(f"{where}.mode hs256 goes with token.algorithms [HS256], and only with it")
+    if mode == "hs256" and production:
+        raise TopologyError("HS256 tokens are for development stacks only; use cognito or external in production")
+    if mode == "external" and not (auth.jwks_url and auth.issuer):
+        raise TopologyError(f"{where}.mode external needs {NAMESPACE}:token.jwksUrl and token.issuer")
+    for key in ("domainPrefix", "clientId", "authorizeUrl", "tokenUrl", "logoutUrl"):
+        if key in raw and not isinstance(raw[key], str):
+            raise TopologyError(f"{where}.{key} must be a string")
+    domain = raw.get("domainPrefix")
+    if domain is not None and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", domain):
+        raise TopologyError(f"{where}.domainPrefix must be lowercase letters, digits and '-', got {domain!r}")
+    scopes = raw.get("scopes", list(Identity.scopes))
+    if not isinstance(scopes, list) or not all(isinstance(s, str) and s for s in scopes):
+        raise TopologyError(f"{where}.scopes must be a list of strings")
+    return Identity(
+        mode=mode,
+        domain_prefix=domain,
+        client_id=raw.get("clientId"),
+        authorize_url=raw.get("authorizeUrl"),
+        token_url=raw.get("tokenUrl"),
+        logout_url=raw.get("logoutUrl"),
+        scopes=tuple(scopes),
+    )
+
+
+def load() -> Settings:
+    """Settings of the running Pulumi stack."""
+    import pulumi
+
+    config = pulumi.Config(NAMESPACE)
+    raw: dict[str, Any] = {}
+    for key in (*TOPOLOGY_KEYS, *INFRA_KEYS):
+        value = config.get(key) if key in STRING_KEYS else config.get_object(key)
+        if value is not None:
+            raw[key] = value
+    return from_raw(pulumi.get_stack(), raw)

@@ -1,0 +1,230 @@
+"""The whole system on AWS: wires the building blocks together from the settings.
+
+Order matters only for Python, not for AWS: the REST API comes first because the CDN needs its
+id, the CDN before the sign-in client (its callback URL), the client before the authorizer (its
+audience), and the functions before the API's methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from infra import package, policies
+from infra.components.api import DataApi
+from infra.components.bus import EventBus
+from infra.components.consumer import Consumer
+from infra.components.function import FunctionSpec, LambdaFunction, SharedCode
+from infra.components.generator import Generator
+from infra.components.identity import Identity
+from infra.components.monitoring import Monitoring, Watched
+from infra.components.network import Network
+from infra.components.table import DataTable
+from infra.components.topic import EventTopic
+from infra.components.website import WebSite
+from infra.context import AwsContext
+from infra.settings import Settings
+
+PERSISTER_HANDLER = "handlers.persister:handler"
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    layer: aws.lambda_.LayerVersion
+    network: Network | None
+    topic: EventTopic
+    table: DataTable
+    bus: EventBus
+    identity: Identity
+    api: DataApi
+    website: WebSite
+    authorizer: LambdaFunction
+    api_function: LambdaFunction
+    consumers: dict[str, Consumer]
+    generator: Generator
+    monitoring: Monitoring
+
+    @property
+    def functions(self) -> dict[str, LambdaFunction]:
+        found = {"authorizer": self.authorizer, "api": self.api_function, "generator": self.generator.function}
+        found |= {name: c.function for name, c in self.consumers.items() if c.function is not None}
+        return found
+
+    @property
+    def dead_letter_queues(self) -> dict[str, aws.sqs.Queue]:
+        dlqs = {}
+        for name, consumer in self.consumers.items():
+            dlqs[name] = consumer.dlq
+            dlqs[f"{name}-subscription"] = consumer.subscription_dlq
+        dlqs["bus-persisted-target"] = self.bus.target_dlq
+        dlqs["generator"] = self.generator.dlq
+        return dlqs
+
+
+def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> Stack:
+    prefix = settings.prefix
+    topology = settings.topology
+
+    layer = aws.lambda_.LayerVersion(
+        "deps",
+        layer_name=f"{prefix}-deps",
+        description="fanout: locked third-party packages (requirements-lambda.lock)",
+        code=pulumi.FileArchive(str(artifacts.layer.path)),
+        source_code_hash=artifacts.layer.source_code_hash,
+        compatible_runtimes=[package.RUNTIME],
+        compatible_architectures=[package.ARCHITECTURE],
+    )
+    network = Network("network", settings, ctx) if settings.network.enabled else None
+    shared = SharedCode(
+        settings=settings,
+        ctx=ctx,
+        archive=artifacts.handlers,
+        layer_arn=layer.arn,
+        subnet_ids=network.subnet_ids if network else None,
+        security_group_ids=network.security_group_ids if network else None,
+    )
+
+    topic = EventTopic("events", settings, ctx)
+    table = DataTable("data", settings, ctx)
+    bus = EventBus("bus", settings, topic.key.arn)
+    identity = Identity("identity", settings, ctx)
+    api = DataApi("api", settings, ctx)
+    website = WebSite("web", settings, api_domain=api.execute_api_domain, csp_connect_origins=identity.csp_origins())
+    identity.web_client(website.url)
+    website.publish_config(identity.web_config())
+
+    tokens = identity.token_settings()
+    auth_env = {"JWT_ALGORITHMS": tokens.algorithms, "ROLES_CLAIM": tokens.roles_claim}
+    for var, value in (
+        ("JWKS_URL", tokens.jwks_url),
+        ("JWT_ISSUER", tokens.issuer),
+        ("JWT_AUDIENCE", tokens.audience),
+        ("JWT_SECRET_ARN", tokens.secret_arn),
+    ):
+        if value is not None:
+            auth_env[var] = value
+    authorizer = LambdaFunction(
+        "authorizer",
+        FunctionSpec(
+            short_name="authorizer",
+            handler="handlers.authorizer.handler",
+            timeout_seconds=10,
+            memory_mb=256,
+            environment=auth_env,
+            statements=[policies.allow(["secretsmanager:GetSecretValue"], [tokens.secret_arn], sid="ReadHs256Secret")]
+            if tokens.secret_arn is not None
+            else [],
+            in_vpc=False,
+        ),
+        shared,
+    )
+
+    cursor_secret = random.RandomPassword("cursor-secret", length=48, special=False)
+    messaging_key = [
+        policies.allow(["kms:Decrypt", "kms:GenerateDataKey"], [topic.key.arn], sid="EncryptEvents"),
+    ]
+    api_function = LambdaFunction(
+        "api",
+        FunctionSpec(
+            short_name="api",
+            handler="handlers.api.handler",
+            timeout_seconds=10,
+            memory_mb=512,
+            environment={
+                "TOPIC_ARN": topic.topic.arn,
+                "TABLE_NAME": table.table.name,
+                "IDEMPOTENCY_TABLE_NAME": table.idempotency_table.name,
+                "CURSOR_SECRET": cursor_secret.result,
+            },
+            statements=[
+                policies.allow(["sns:Publish"], [topic.topic.arn], sid="PublishEvents"),
+                *messaging_key,
+                policies.allow(["dynamodb:GetItem", "dynamodb:Query"], [table.table.arn], sid="ReadOwnItems"),
+                policies.allow(
+                    ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    [table.idempotency_table.arn],
+                    sid="IdempotencyRecords",
+                ),
+                table.key_use(ctx),
+            ],
+        ),
+        shared,
+    )
+    api.connect(authorizer, api_function)
+
+    consumers = {}
+    for spec in topology.consumers:
+        statements: list = []
+        environment: dict = {}
+        if spec.handler == PERSISTER_HANDLER:
+            statements = [
+                policies.allow(["dynamodb:BatchWriteItem"], [table.table.arn], sid="StoreItems"),
+                table.key_use(ctx),
+                policies.allow(["events:PutEvents"], [bus.bus.arn], sid="AnnouncePersisted"),
+            ]
+            environment = {"TABLE_NAME": table.table.name, "EVENT_BUS_NAME": bus.bus.name}
+        consumers[spec.name] = Consumer(
+            f"consumer-{spec.name}", spec, topic, shared, statements=statements, environment=environment
+        )
+
+    generator = Generator("generator", topic, shared)
+
+    stack = Stack(
+        settings=settings,
+        layer=layer,
+        network=network,
+        topic=topic,
+        table=table,
+        bus=bus,
+        identity=identity,
+        api=api,
+        website=website,
+        authorizer=authorizer,
+        api_function=api_function,
+        consumers=consumers,
+        generator=generator,
+        monitoring=None,  # type: ignore[arg-type]  # set just below: it watches the stack built above
+    )
+    stack.monitoring = Monitoring(
+        "monitoring",
+        settings,
+        ctx,
+        Watched(
+            api_name=api.rest_api.name,
+            api_stage=api.stage.stage_name,
+            dlqs=stack.dead_letter_queues,
+            consumers={n: (c.function.function, c.queue) for n, c in consumers.items() if c.function is not None},
+            functions={n: f.function for n, f in stack.functions.items()},
+        ),
+        topic.key.arn,
+    )
+    return stack
+
+
+def export(stack: Stack) -> None:
+    """Stack outputs: what `fanout status`-like tools, the smoke test and people need."""
+    s = stack.settings
+    pulumi.export("web_url", stack.website.url)
+    pulumi.export("api_url", stack.api.invoke_url)
+    pulumi.export("topic_arn", stack.topic.topic.arn)
+    pulumi.export("table_name", stack.table.table.name)
+    pulumi.export("event_bus_name", stack.bus.bus.name)
+    pulumi.export(
+        "consumers",
+        {n: {"queue_url": c.queue.url, "dlq_url": c.dlq.url} for n, c in stack.consumers.items()},
+    )
+    pulumi.export("generator_function", stack.generator.function.function.name)
+    pulumi.export("identity_mode", s.identity.mode)
+    if stack.identity.user_pool is not None and stack.identity.client is not None:
+        pulumi.export("user_pool_id", stack.identity.user_pool.id)
+        pulumi.export("client_id", stack.identity.client.id)
+    if stack.identity.issuer is not None:
+        pulumi.export("issuer", stack.identity.issuer)
+    if stack.identity.secret is not None:
+        pulumi.export("jwt_secret_arn", stack.identity.secret.arn)
+    if stack.monitoring.topic is not None:
+        pulumi.export("alarm_topic_arn", stack.monitoring.topic.arn)
