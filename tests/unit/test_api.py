@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import Aws
 from openapi_spec_validator import validate as validate_openapi
-from unit_support import BOTH, assert_valid, call_api, load_schema
+from unit_support import BOTH, Aws, assert_valid, call_api, load_schema
 
 from handlers.core import ids, store
 

@@ -17,11 +17,10 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import JWT_SECRET
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-from unit_support import METHOD_ARN, PREFIX, make_token
+from unit_support import JWT_SECRET, METHOD_ARN, PREFIX, make_token
 
 from handlers import authorizer
 from handlers.core import settings

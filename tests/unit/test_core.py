@@ -8,10 +8,9 @@ import re
 from typing import Any
 
 import pytest
-from conftest import Aws
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from unit_support import assert_valid
+from unit_support import Aws, assert_valid
 
 from handlers.core import auth, clients, cursor, events, idempotency, ids, schemas, store
 from handlers.core import settings as config

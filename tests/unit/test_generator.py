@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Aws
-from unit_support import assert_valid
+from unit_support import Aws, assert_valid
 
 from handlers import generator
 from handlers.core import clients, publisher

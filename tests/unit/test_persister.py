@@ -8,8 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Aws
-from unit_support import assert_valid, call_api, failures, sqs_event, sqs_record
+from unit_support import Aws, assert_valid, call_api, failures, sqs_event, sqs_record
 
 from handlers import persister
 from handlers.core import clients, events, store

@@ -6,10 +6,9 @@ import json
 import uuid
 from typing import Any
 
-from conftest import Aws
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from unit_support import call_api, sqs_event
+from unit_support import Aws, call_api, sqs_event
 
 from handlers import persister
 from handlers.core import cursor, ids

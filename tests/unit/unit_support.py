@@ -14,6 +14,26 @@ import jwt
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
+REGION = "us-east-1"
+JWT_SECRET = "unit-test-jwt-secret-that-is-long-enough-for-hs256"
+ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "TOPIC_ARN": f"arn:aws:sns:{REGION}:123456789012:data-events",
+    "TABLE_NAME": "fanout-data",
+    "IDEMPOTENCY_TABLE_NAME": "fanout-idempotency",
+    "EVENT_BUS_NAME": "fanout-bus",
+    "CURSOR_SECRET": "unit-test-cursor-secret",
+    "JWT_ALGORITHMS": "HS256",
+    "JWT_SECRET": JWT_SECRET,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_SERVICE_NAME": "fanout-unit",
+}
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 BOTH = ("data.read", "data.write")
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/dev/GET/data"
@@ -167,3 +187,46 @@ def sqs_event(*bodies: str | dict[str, Any]) -> dict[str, Any]:
 
 def failures(response: dict[str, Any]) -> set[str]:
     return {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+
+
+@dataclass
+class Aws:
+    """Handles on the mocked resources, and readers for what handlers sent."""
+
+    ddb: Any
+    sns: Any
+    sqs: Any
+    events: Any
+    topic_arn: str
+    table: str
+    idempotency_table: str
+    bus: str
+    topic_queue_url: str
+    bus_queue_url: str
+
+    def _drain(self, url: str, with_attributes: bool = False) -> list[Any]:
+        out: list[Any] = []
+        while True:
+            got = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not got:
+                return out
+            for m in got:
+                body = json.loads(m["Body"])
+                out.append((body, m.get("MessageAttributes", {})) if with_attributes else body)
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    def published(self) -> list[dict[str, Any]]:
+        """CloudEvents published on the topic since the last call (raw delivery: the body is the event)."""
+        return self._drain(self.topic_queue_url)
+
+    def published_with_attributes(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return self._drain(self.topic_queue_url, with_attributes=True)
+
+    def announced(self) -> list[dict[str, Any]]:
+        """EventBridge events put on the bus since the last call (the full EventBridge envelope)."""
+        return self._drain(self.bus_queue_url)
+
+    def items(self) -> list[dict[str, Any]]:
+        return self.ddb.scan(TableName=self.table)["Items"]
