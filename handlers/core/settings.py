@@ -35,9 +35,19 @@ class AuthSettings:
     roles_claim: str
 
 
+SUPPORTED_ALGORITHMS = frozenset({"HS256", "RS256", "ES256"})
+
+
 @functools.cache
 def auth_settings() -> AuthSettings:
     algorithms = tuple(a.strip() for a in _required("JWT_ALGORITHMS").split(",") if a.strip())
+    # `none` (or anything unexpected) can never be switched on by configuration.
+    unsupported = sorted(set(algorithms) - SUPPORTED_ALGORITHMS)
+    if not algorithms or unsupported:
+        raise ConfigurationError(f"JWT_ALGORITHMS must list only {sorted(SUPPORTED_ALGORITHMS)}, got {unsupported}")
+    if "HS256" in algorithms and len(algorithms) > 1:
+        # A shared secret beside public keys invites algorithm confusion.
+        raise ConfigurationError("JWT_ALGORITHMS cannot mix HS256 with asymmetric algorithms")
     return AuthSettings(
         algorithms=algorithms,
         secret=_optional("JWT_SECRET"),
@@ -87,3 +97,8 @@ def generator_count() -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigurationError(f"GENERATOR_COUNT must be an integer, got {raw!r}") from exc
+
+
+def archive_bucket() -> str:
+    # Read on every call (not cached): the unit tests point it at a fresh bucket per test.
+    return _required("ARCHIVE_BUCKET")

@@ -24,6 +24,7 @@ from unit_support import JWT_SECRET, METHOD_ARN, PREFIX, make_token
 
 from handlers import authorizer
 from handlers.core import settings
+from handlers.core.settings import ConfigurationError
 
 # The HS512/HS384 defect tokens are signed with the (HS256-sized) test secret on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore:The HMAC key is")
@@ -388,12 +389,23 @@ def test_alg_confusion_hs256_signed_with_the_rsa_public_key_refused(context: Any
     refused(context, token)
 
 
-def test_alg_confusion_refused_even_when_hs256_is_also_allowed(
+def test_mixing_hs256_with_asymmetric_algorithms_is_refused_as_configuration(
     context: Any, asymmetric: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The configuration that would make alg confusion possible cannot be deployed at all.
     set_env(monkeypatch, JWT_ALGORITHMS="RS256,ES256,HS256", JWT_SECRET=JWT_SECRET)
     token = hmac_token(asymmetric.rsa_public_pem(), asym_claims(), {"alg": "HS256", "typ": "JWT", "kid": "rsa-1"})
-    refused(context, token)
+    with pytest.raises(ConfigurationError, match="cannot mix HS256"):
+        authorize(context, token)
+
+
+@pytest.mark.parametrize("algorithms", ["none", "RS256,none", "HS384", ""])
+def test_unsupported_algorithm_configuration_is_refused(
+    context: Any, monkeypatch: pytest.MonkeyPatch, algorithms: str
+) -> None:
+    set_env(monkeypatch, JWT_ALGORITHMS=algorithms, JWT_SECRET=JWT_SECRET)
+    with pytest.raises(ConfigurationError):
+        authorize(context, make_token(JWT_SECRET))
 
 
 def test_es256_token_naming_the_rsa_kid_refused(context: Any, asymmetric: Keys) -> None:
