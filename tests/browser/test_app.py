@@ -214,6 +214,14 @@ def test_missing_read_role_is_explained(open_app) -> None:
     expect(alert).to_contain_text("Missing permission")
     expect(alert).to_contain_text("User is not authorized to access this resource")
     expect(alert).to_contain_text("data.read")
+    expect(page.locator("#chart-summary")).to_contain_text("Nothing to chart: User is not authorized")
+
+    # Adding still works; the app cannot look the item up, and says so instead of spinning forever.
+    app.allow(403, r"/data/[0-9A-Z]{26}")
+    page.get_by_label("Information one").fill("write-only")
+    page.get_by_label("Information two").fill("works")
+    page.get_by_role("button", name="Add item").click()
+    expect(app.rows().first.locator(".badge")).to_have_text("Accepted (not checked)")
 
 
 def test_a_second_user_does_not_see_the_first_users_data(open_app, stack: Stack) -> None:
@@ -282,7 +290,7 @@ def test_main_screen_chart_over_a_day_and_screenshot(open_app, stack: Stack) -> 
     from handlers.core import ids
     from handlers.core.store import Record
 
-    user = unique("demo")
+    user = "demo"  # the stack is fresh for the session; a plain name reads better in the screenshot
     table_name = json.loads(stack.cli("status", "--json").stdout)["table_name"]
     now = datetime.now(UTC)
     readings = ["kitchen", "hallway", "garage", "attic", "cellar"]

@@ -86,9 +86,9 @@ export function periodLabel(bucket, start, long = false) {
 
 /** One sentence saying what the chart shows, for the caption and for screen readers. */
 export function summarize(result, bucket, { truncated = false, total = 0 } = {}) {
+  if (total === 0 || !result) return 'Nothing to chart yet: items you add will show up here.';
   const { buckets, counted, older } = result;
   const window = bucket === 'hour' ? 'the last 24 hours' : `the last ${buckets.length} days`;
-  if (total === 0) return 'Nothing to chart yet: items you add will show up here.';
   const parts = [];
   if (counted === 0) {
     parts.push(`No items in ${window}.`);

@@ -69,7 +69,7 @@ function showSignIn({ reason = '', kind = 'info', error = '' } = {}) {
   show(byId('local-signin'), local);
   show(byId('oidc-signin'), !local);
   const note = byId('signin-reason');
-  note.className = `notice ${kind === 'warn' ? 'notice-warn' : 'notice-info'}`;
+  note.className = `notice ${kind === 'error' ? 'notice-error' : 'notice-info'}`;
   setMessage(note, reason);
   setMessage(byId(local ? 'signin-error' : 'oidc-error'), error);
   if (local && app.lastUser && !byId('signin-user').value) byId('signin-user').value = app.lastUser;
@@ -120,7 +120,7 @@ function expireSession() {
   app.lastUser = app.session.user;
   clearSession();
   leaveApp();
-  showSignIn({ reason: 'Your session has expired or is no longer valid. Sign in again to continue.', kind: 'warn' });
+  showSignIn({ reason: 'Your session has expired or is no longer valid. Sign in again to continue.' });
   announce('Your session has expired. Sign in again.');
 }
 
@@ -255,6 +255,9 @@ async function loadList({ more = false } = {}) {
 function statusBadge(status, id) {
   if (status === 'pending') {
     return h('span', { class: 'badge badge-pending' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Pending');
+  }
+  if (status === 'unverifiable') {
+    return h('span', { class: 'badge badge-muted', title: 'Checking needs the data.read role, which this sign-in lacks.' }, 'Accepted (not checked)');
   }
   if (status === 'slow' || status === 'failed') {
     const entry = app.pending.get(id);
@@ -475,7 +478,8 @@ async function track(entry) {
     } catch (error) {
       if (epoch !== app.epoch) return;
       if (['not-found', 'network', 'server'].includes(error.kind)) continue; // not stored yet, or a blip
-      entry.status = 'failed';
+      // Without data.read the item cannot be looked at; the API did accept it.
+      entry.status = error.kind === 'forbidden' ? 'unverifiable' : 'failed';
       entry.error = error;
       renderList();
       return;
@@ -556,6 +560,9 @@ function renderChart() {
   const container = byId('chart');
   const summary = byId('chart-summary');
   if (!chart || byId('view-home').hidden) return;
+  const drawable = chart.loaded && !chart.error && chart.items.length > 0;
+  show(document.querySelector('.chart-numbers'), drawable);
+  container.classList.toggle('chart-empty', !drawable);
   if (chart.error) {
     summary.textContent =
       chart.error.kind === 'forbidden'
@@ -567,6 +574,12 @@ function renderChart() {
   }
   if (!chart.loaded) {
     summary.textContent = 'Loading your activity…';
+    return;
+  }
+  if (!drawable) {
+    summary.textContent = summarize(null, null, { total: 0 });
+    container.replaceChildren();
+    byId('chart-numbers').replaceChildren();
     return;
   }
   const bucket = chart.bucket || defaultBucket(chart.items);
@@ -712,7 +725,7 @@ async function boot() {
   if (session && isExpired(session)) {
     app.lastUser = session.user;
     clearSession();
-    showSignIn({ reason: 'Your session has expired. Sign in again to continue.', kind: 'warn' });
+    showSignIn({ reason: 'Your session has expired. Sign in again to continue.' });
     return;
   }
   if (!session) {
