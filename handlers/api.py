@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handlers.core import auth, cursor, events, idempotency, ids, observability, publisher, schemas, store
+from handlers.core import auth, clients, cursor, events, idempotency, ids, observability, publisher, schemas, store
 from handlers.core.settings import cursor_key
 
 MAX_BODY_BYTES = 64 * 1024
@@ -28,6 +28,7 @@ ROUTES = {"/data": {"GET", "POST"}, "/data/{id}": {"GET"}, "/openapi.json": {"GE
 logger = Logger(service="api")
 metrics = Metrics(namespace="fanout", service="api")
 tracer = observability.tracer("api")
+clients.warm("sns", "dynamodb")
 app = APIGatewayRestResolver()
 # Reads and 4xx answers publish no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", "No application metrics to publish")

@@ -12,10 +12,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from handlers.core import events, publisher
+from handlers.core import clients, events, publisher
 from handlers.core.settings import generator_count, generator_users
 
 logger = Logger(service="generator")
+clients.warm("sns")
 
 SITES = ("warehouse-1", "warehouse-2", "store-berlin", "store-lyon", "plant-porto", "dock-rotterdam")
 READINGS = (

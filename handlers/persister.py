@@ -15,12 +15,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from handlers.core import bus, events, observability, store
+from handlers.core import bus, clients, events, observability, store
 from handlers.core.batch import BulkSqsProcessor
 
 logger = Logger(service="persister")
 metrics = Metrics(namespace="fanout", service="persister")
 tracer = observability.tracer("persister")
+clients.warm("dynamodb", "events")
 
 
 def parse(record: SQSRecord) -> dict[str, Any]:

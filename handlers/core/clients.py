@@ -7,6 +7,7 @@ code talks to AWS or to the local emulated endpoint without an `if local:` branc
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from typing import Any
 
@@ -38,6 +39,16 @@ def client(service: str) -> Any:
     # Session creation is not thread-safe; the local runtime calls handlers from several threads.
     with _lock:
         return _client(service)
+
+
+def warm(*services: str) -> None:
+    """Build clients during the init phase (boosted CPU on Lambda, once per container), not on the first request.
+
+    Skipped when no region is configured (e.g. a bare import in a tool), where creation would fail.
+    """
+    if os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"):
+        for service in services:
+            client(service)
 
 
 def reset() -> None:
