@@ -83,9 +83,14 @@ function route({ focus = true } = {}) {
   if (match) {
     showDetail(decodeURIComponent(match[1]), { focus });
   } else {
+    // Coming back from an item, keyboard focus returns to that item's row.
+    const from = app.detailId;
     app.detailId = null;
     document.title = 'Your data · fanout';
-    showView('home', { focus: focus ? byId('home-title') : null });
+    showView('home');
+    const row = from && document.querySelector(`#items-body tr[data-id="${CSS.escape(from)}"] a`);
+    if (row) row.focus();
+    else if (focus) byId('home-title').focus();
     renderChart();
   }
 }
