@@ -52,7 +52,7 @@ bench: $(STAMP) ## benchmarks: throughput, latency, AWS calls and cost, cold sta
 	$(PY) -m bench $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 screenshot: $(STAMP) browser-deps ## refresh docs/screenshot.png from the browser tests
-	FANOUT_SCREENSHOT=1 $(PYTEST) -q tests/browser
+	FANOUT_SCREENSHOT=1 $(PYTEST) -q tests/browser -k screenshot
 
 browser-deps:
 	@command -v chromium >/dev/null || { \

@@ -100,7 +100,9 @@ def _json_body() -> Any:
     raw = event.body or ""
     try:
         data = base64.b64decode(raw, validate=True) if event.is_base64_encoded else raw.encode("utf-8")
-    except (binascii.Error, UnicodeEncodeError):
+    except binascii.Error:
+        raise ApiError(400, "body is not valid base64 (isBase64Encoded is set)") from None
+    except UnicodeEncodeError:
         raise ApiError(400, "body is not valid UTF-8") from None
     if len(data) > MAX_BODY_BYTES:
         raise ApiError(413, f"body is larger than {MAX_BODY_BYTES // 1024} KiB")

@@ -96,7 +96,8 @@ def verify(token: str, settings: AuthSettings) -> Principal:
         roles = roles.split()
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthorized(f"claim {settings.roles_claim} must be a list of strings")
-    return Principal(sub=sub, roles=tuple(roles))
+    # Roles travel to the API comma-joined in the authorizer context, so a comma inside one is refused.
+    return Principal(sub=sub, roles=tuple(r for r in roles if r and "," not in r))
 
 
 def _api_prefix(method_arn: str) -> str:
