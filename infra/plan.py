@@ -111,6 +111,10 @@ def describe(res: mocks.Registered) -> str:
 def run(stack_name: str) -> tuple[mocks.AwsMocks, stack.Stack]:
     """Build the stack's program under mocks; returns what was registered and the built stack."""
     stack_config, region = mocks.read_stack_file(stack_name)
+    return run_config(stack_name, stack_config, region)
+
+
+def run_config(stack_name: str, stack_config: dict[str, Any], region: str) -> tuple[mocks.AwsMocks, stack.Stack]:
     recorded = mocks.install(stack_name, stack_config, region)
     built: dict[str, stack.Stack] = {}
 

@@ -15,6 +15,7 @@ import pulumi_random as random
 
 from infra import package, policies
 from infra.components.api import DataApi
+from infra.components.archive import EventArchive
 from infra.components.bus import EventBus
 from infra.components.consumer import Consumer
 from infra.components.function import FunctionSpec, LambdaFunction, SharedCode
@@ -29,6 +30,7 @@ from infra.context import AwsContext
 from infra.settings import Settings
 
 PERSISTER_HANDLER = "handlers.persister:handler"
+ARCHIVE_HANDLER = "handlers.archive:handler"
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Stack:
     authorizer: LambdaFunction
     api_function: LambdaFunction
     consumers: dict[str, Consumer]
+    archive: EventArchive | None
     generator: Generator
     monitoring: Monitoring
 
@@ -55,12 +58,18 @@ class Stack:
         return found
 
     @property
+    def work_queues(self) -> dict[str, aws.sqs.Queue]:
+        """Queues someone consumes from (each must have a DLQ)."""
+        return {name: c.queue for name, c in self.consumers.items()} | {"bus-persisted": self.bus.target_queue}
+
+    @property
     def dead_letter_queues(self) -> dict[str, aws.sqs.Queue]:
         dlqs = {}
         for name, consumer in self.consumers.items():
             dlqs[name] = consumer.dlq
             dlqs[f"{name}-subscription"] = consumer.subscription_dlq
         dlqs["bus-persisted-target"] = self.bus.target_dlq
+        dlqs["bus-persisted-readers"] = self.bus.reader_dlq
         dlqs["generator"] = self.generator.dlq
         return dlqs
 
@@ -156,8 +165,14 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
     )
     api.connect(authorizer, api_function)
 
+    archive = (
+        EventArchive("archive", settings, table.key.arn)
+        if any(c.handler == ARCHIVE_HANDLER for c in topology.consumers)
+        else None
+    )
     consumers = {}
     for spec in topology.consumers:
+        # What each known consumer handler calls beyond its own queue; any other handler gets only its queue.
         statements: list = []
         environment: dict = {}
         if spec.handler == PERSISTER_HANDLER:
@@ -167,6 +182,9 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
                 policies.allow(["events:PutEvents"], [bus.bus.arn], sid="AnnouncePersisted"),
             ]
             environment = {"TABLE_NAME": table.table.name, "EVENT_BUS_NAME": bus.bus.name}
+        elif spec.handler == ARCHIVE_HANDLER and archive is not None:
+            statements = archive.writer_statements(ctx)
+            environment = {"ARCHIVE_BUCKET": archive.bucket.bucket}
         consumers[spec.name] = Consumer(
             f"consumer-{spec.name}", spec, topic, shared, statements=statements, environment=environment
         )
@@ -186,6 +204,7 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
         authorizer=authorizer,
         api_function=api_function,
         consumers=consumers,
+        archive=archive,
         generator=generator,
         monitoring=None,  # type: ignore[arg-type]  # set just below: it watches the stack built above
     )
@@ -218,6 +237,8 @@ def export(stack: Stack) -> None:
         {n: {"queue_url": c.queue.url, "dlq_url": c.dlq.url} for n, c in stack.consumers.items()},
     )
     pulumi.export("generator_function", stack.generator.function.function.name)
+    if stack.archive is not None:
+        pulumi.export("archive_bucket", stack.archive.bucket.bucket)
     pulumi.export("identity_mode", s.identity.mode)
     if stack.identity.user_pool is not None and stack.identity.client is not None:
         pulumi.export("user_pool_id", stack.identity.user_pool.id)

@@ -1,7 +1,8 @@
 """EventBus: where the persister announces fanout.data.persisted.v1 for anyone downstream.
 
 An archive keeps the bus's events for replay. Every rule target has a retry policy and a DLQ:
-the one rule here delivers persisted events to an encrypted queue downstream consumers can read.
+the one rule here delivers persisted events to an encrypted queue downstream readers can poll,
+which has its own DLQ for what they fail to process.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import pulumi
 import pulumi_aws as aws
 
 from fanout.topology import PERSISTED_TYPE
-from infra.components.queues import DLQ_RETENTION_SECONDS, encrypted_queue, queue_policy
+from infra.components.queues import (
+    DLQ_RETENTION_SECONDS,
+    allow_redrive_from,
+    encrypted_queue,
+    queue_policy,
+    redrive_to,
+)
 from infra.settings import Settings
 
 PERSISTER_SOURCE = "fanout.persister"
@@ -25,6 +32,9 @@ class EventBus(pulumi.ComponentResource):
     target: aws.cloudwatch.EventTarget
     target_queue: aws.sqs.Queue
     target_dlq: aws.sqs.Queue
+    reader_dlq: aws.sqs.Queue
+    reader_redrive_allow: aws.sqs.RedriveAllowPolicy
+    reader_dlq_policy: aws.sqs.QueuePolicy
     target_queue_policy: aws.sqs.QueuePolicy
     target_dlq_policy: aws.sqs.QueuePolicy
 
@@ -52,7 +62,15 @@ class EventBus(pulumi.ComponentResource):
             description=f"{PERSISTED_TYPE} to the downstream queue",
             opts=child,
         )
+        # Two DLQs: one for what EventBridge cannot deliver, one for what downstream readers cannot process.
         self.target_dlq = encrypted_queue(
+            f"{name}-persisted-target-dlq",
+            f"{prefix}-persisted-target-dlq",
+            key_arn,
+            parent=self,
+            retention_seconds=DLQ_RETENTION_SECONDS,
+        )
+        self.reader_dlq = encrypted_queue(
             f"{name}-persisted-dlq",
             f"{prefix}-persisted-events-dlq",
             key_arn,
@@ -60,8 +78,16 @@ class EventBus(pulumi.ComponentResource):
             retention_seconds=DLQ_RETENTION_SECONDS,
         )
         self.target_queue = encrypted_queue(
-            f"{name}-persisted-queue", f"{prefix}-persisted-events", key_arn, parent=self
+            f"{name}-persisted-queue",
+            f"{prefix}-persisted-events",
+            key_arn,
+            parent=self,
+            redrive_policy=redrive_to(self.reader_dlq, 5),
         )
+        self.reader_redrive_allow = allow_redrive_from(
+            f"{name}-persisted-dlq-redrive-allow", self.reader_dlq, self.target_queue, parent=self
+        )
+        self.reader_dlq_policy = queue_policy(f"{name}-persisted-dlq-policy", self.reader_dlq, parent=self)
         # EventBridge delivers to both (the DLQ when the target refuses), only for this rule.
         self.target_queue_policy = queue_policy(
             f"{name}-persisted-queue-policy",
@@ -71,7 +97,7 @@ class EventBus(pulumi.ComponentResource):
             source_arn=self.rule.arn,
         )
         self.target_dlq_policy = queue_policy(
-            f"{name}-persisted-dlq-policy",
+            f"{name}-persisted-target-dlq-policy",
             self.target_dlq,
             parent=self,
             service="events.amazonaws.com",
@@ -96,4 +122,4 @@ class EventBus(pulumi.ComponentResource):
 
     @property
     def dead_letter_queues(self) -> list[aws.sqs.Queue]:
-        return [self.target_dlq]
+        return [self.target_dlq, self.reader_dlq]

@@ -77,7 +77,7 @@ class DataTable(pulumi.ComponentResource):
     def key_use(self, ctx: AwsContext) -> policies.Statement:
         """What a role needs of the table key to read and write items (only through DynamoDB)."""
         return policies.allow(
-            ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*"],
+            ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
             [self.key.arn],
             sid="UseTableKeyThroughDynamoDb",
             condition={

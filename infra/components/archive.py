@@ -1,0 +1,119 @@
+"""EventArchive: the private, encrypted bucket the archive consumer writes every event to as NDJSON.
+
+Built only when a consumer runs `handlers.archive:handler`. Objects are encrypted with the data
+key (the same one as the tables: it is the same users' data at rest), with an S3 bucket key so
+KMS is called per bucket-key period rather than per object.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import policies
+from infra.context import AwsContext
+from infra.settings import Settings
+
+OBJECT_PREFIX = "events/"  # handlers/core/archive.py writes under it
+
+
+class EventArchive(pulumi.ComponentResource):
+    bucket: aws.s3.Bucket
+    public_access_block: aws.s3.BucketPublicAccessBlock
+    ownership: aws.s3.BucketOwnershipControls
+    encryption: aws.s3.BucketServerSideEncryptionConfiguration
+    lifecycle: aws.s3.BucketLifecycleConfiguration
+    bucket_policy: aws.s3.BucketPolicy
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        key_arn: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("fanout:aws:EventArchive", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self._key_arn = key_arn
+        # S3 names are global: a generated suffix; the handler learns the name from ARCHIVE_BUCKET.
+        self.bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket_prefix=f"{settings.topology.archive_bucket_name}-",
+            force_destroy=not settings.production,
+            opts=child,
+        )
+        self.public_access_block = aws.s3.BucketPublicAccessBlock(
+            f"{name}-private",
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        self.ownership = aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=self.bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=child,
+        )
+        self.encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=self.bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="aws:kms", kms_master_key_id=key_arn
+                    ),
+                    bucket_key_enabled=True,
+                )
+            ],
+            opts=child,
+        )
+        self.lifecycle = aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=self.bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="infrequent-access-after-30-days",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=OBJECT_PREFIX),
+                    transitions=[
+                        aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=30, storage_class="STANDARD_IA")
+                    ],
+                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                        days_after_initiation=7
+                    ),
+                )
+            ],
+            opts=child,
+        )
+        self.bucket_policy = aws.s3.BucketPolicy(
+            f"{name}-policy",
+            bucket=self.bucket.id,
+            policy=policies.document(
+                [
+                    policies.deny_insecure_transport(
+                        "s3:*", [self.bucket.arn, pulumi.Output.concat(self.bucket.arn, "/*")]
+                    )
+                ]
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]),
+        )
+        self.register_outputs({"bucket": self.bucket.bucket})
+
+    def writer_statements(self, ctx: AwsContext) -> list[policies.Statement]:
+        """What the archive consumer needs: put objects under events/, encrypting through S3."""
+        return [
+            policies.allow(
+                ["s3:PutObject"], [pulumi.Output.concat(self.bucket.arn, "/", OBJECT_PREFIX, "*")], sid="WriteArchive"
+            ),
+            policies.allow(
+                ["kms:GenerateDataKey"],
+                [self._key_arn],
+                sid="EncryptArchiveThroughS3",
+                condition={
+                    "StringEquals": {"kms:ViaService": pulumi.Output.concat("s3.", ctx.region, ".amazonaws.com")}
+                },
+            ),
+        ]
