@@ -106,10 +106,10 @@ def _key(name: str) -> str:
     return f"{NAMESPACE}:{name}"
 
 
-def _bool(raw: dict[str, Any], key: str, default: bool) -> bool:
+def _bool(raw: dict[str, Any], key: str, default: bool, parent: str = "") -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):
-        raise TopologyError(f"{_key(key)} must be true or false, got {value!r}")
+        raise TopologyError(f"{_key(parent + key)} must be true or false, got {value!r}")
     return value
 
 
@@ -176,7 +176,7 @@ def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
     if not isinstance(cidr, str) or not re.fullmatch(r"\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])", cidr):
         raise TopologyError(f"{_key('vpc')}.cidr must be an IPv4 CIDR from /16 to /24, got {cidr!r}")
     network = Network(
-        enabled=_bool(vpc, "enabled", False),
+        enabled=_bool(vpc, "enabled", False, "vpc."),
         cidr=cidr,
         az_count=_int(vpc, "azCount", 2, 2, 3, _key("vpc")),
     )

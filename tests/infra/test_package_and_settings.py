@@ -1,0 +1,105 @@
+"""Packaging reproducibility, the settings' typed defaults and validation, and the offline plan."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fanout.topology import TopologyError
+from infra import package
+from infra.settings import from_raw
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_handler_zip_is_byte_identical_across_builds(tmp_path, monkeypatch):
+    digests = []
+    for attempt in ("a", "b"):
+        monkeypatch.setattr(package, "HANDLER_ZIP", tmp_path / attempt / "handlers.zip")
+        digests.append(package.build_handlers().sha256)
+    assert digests[0] == digests[1]
+
+    with zipfile.ZipFile(tmp_path / "a" / "handlers.zip") as zf:
+        infos = zf.infolist()
+    names = [i.filename for i in infos]
+    assert names == sorted(names)
+    assert "handlers/api.py" in names and "handlers/core/settings.py" in names
+    assert any(n.startswith("schemas/") and n.endswith(".json") for n in names)
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {i.external_attr >> 16 for i in infos} == {0o100644}
+
+
+def test_layer_is_rebuilt_only_when_the_lock_or_recipe_changes(monkeypatch, tmp_path):
+    lock = tmp_path / "requirements-lambda.lock"
+    lock.write_text("six==1.17.0 --hash=sha256:00\n")
+    monkeypatch.setattr(package, "LOCK", lock)
+    first = package._layer_stamp()
+    lock.write_text("six==1.17.1 --hash=sha256:00\n")
+    assert package._layer_stamp() != first
+
+
+def test_runtime_and_layer_target_agree():
+    assert f"python{package.PYTHON_VERSION}" == package.RUNTIME
+    assert package.ARCHITECTURE == "arm64" and all(p.endswith("_aarch64") for p in package.PLATFORMS)
+
+
+def test_production_defaults_follow_the_stack_name():
+    dev, prd = from_raw("dev", {}), from_raw("prd", {})
+    assert not dev.production and prd.production
+    assert prd.alarms and not dev.alarms
+    assert prd.deletion_protection and prd.point_in_time_recovery
+    assert not dev.deletion_protection and not dev.point_in_time_recovery
+    assert prd.log_retention_days > dev.log_retention_days
+    assert dev.identity.mode == "cognito"
+
+
+@pytest.mark.parametrize(
+    ("raw", "names"),
+    [
+        ({"logRetentionDays": 10}, "fanout:logRetentionDays"),
+        ({"throttle": {"methods": {"DELETE /data": {"rateLimit": 1}}}}, "fanout:throttle"),
+        ({"throttle": {"rateLimit": 0}}, "rateLimit"),
+        ({"alarmEmail": "not-an-address"}, "fanout:alarmEmail"),
+        ({"vpc": {"enabled": "yes"}}, r"fanout:vpc\.enabled"),
+        ({"identity": {"mode": "external"}}, "jwksUrl"),
+        ({"apiStageName": "v 1"}, "fanout:apiStageName"),
+    ],
+)
+def test_bad_settings_name_the_key(raw, names):
+    with pytest.raises(TopologyError, match=names):
+        from_raw("dev", raw)
+
+
+def test_hs256_is_refused_in_production():
+    with pytest.raises(TopologyError, match="development stacks only"):
+        from_raw("prd", {"token": {"algorithms": ["HS256"]}})
+    assert from_raw("dev", {"token": {"algorithms": ["HS256"]}}).identity.mode == "hs256"
+
+
+def test_external_issuer_is_trusted_when_configured():
+    s = from_raw(
+        "prd",
+        {"token": {"algorithms": ["RS256"], "jwksUrl": "https://idp.example/jwks", "issuer": "https://idp.example/"}},
+    )
+    assert s.identity.mode == "external"
+
+
+def test_plan_runs_from_any_directory_and_lists_everything(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.plan", "--stack", "prd"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for token in ("aws:lambda:Function", "aws:apigateway:Stage", "aws:cloudwatch:MetricAlarm", "resources to create"):
+        assert token in out
+    assert "fanout-prd-persister" in out
