@@ -103,3 +103,38 @@ def test_plan_runs_from_any_directory_and_lists_everything(tmp_path):
     for token in ("aws:lambda:Function", "aws:apigateway:Stage", "aws:cloudwatch:MetricAlarm", "resources to create"):
         assert token in out
     assert "fanout-prd-persister" in out
+
+
+ENTRY_POINT = """
+import runpy, sys
+import pulumi
+from infra import mocks, package
+
+config, region = mocks.read_stack_file(sys.argv[1])
+recorded = mocks.install(sys.argv[1], config, region)
+package.build_all = package.existing  # no pip in tests: the layer is the last one built, or a stand-in
+
+@pulumi.runtime.test
+def program():
+    runpy.run_path(sys.argv[2], run_name="__main__")
+
+program()
+print(len([r for r in recorded.resources if not r.type.startswith("fanout:")]))
+"""
+
+
+@pytest.mark.parametrize("stack", ["dev", "prd"])
+def test_pulumi_entry_point_runs_like_the_language_host(tmp_path, stack):
+    """Pulumi runs infra/ as a directory, from wherever: nothing may depend on the working directory."""
+    script = tmp_path / "entry.py"
+    script.write_text(ENTRY_POINT)
+    result = subprocess.run(
+        [sys.executable, str(script), stack, str(ROOT / "infra")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert int(result.stdout.strip().splitlines()[-1]) > 100
