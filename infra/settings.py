@@ -66,6 +66,7 @@ class Identity:
     token_url: str | None = None
     logout_url: str | None = None
     scopes: tuple[str, ...] = ("openid", "email", "profile")
+    api_token: str = "access_token"  # external mode: which token the web app sends (Cognito: always id_token)
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,9 @@ def _identity(raw: dict[str, Any], topology: Topology, production: bool) -> Iden
     domain = raw.get("domainPrefix")
     if domain is not None and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", domain):
         raise TopologyError(f"{where}.domainPrefix must be lowercase letters, digits and '-', got {domain!r}")
+    api_token = raw.get("apiToken", Identity.api_token)
+    if api_token not in ("access_token", "id_token"):
+        raise TopologyError(f"{where}.apiToken must be access_token or id_token, got {api_token!r}")
     scopes = raw.get("scopes", list(Identity.scopes))
     if not isinstance(scopes, list) or not all(isinstance(s, str) and s for s in scopes):
         raise TopologyError(f"{where}.scopes must be a list of strings")
@@ -243,6 +247,7 @@ def _identity(raw: dict[str, Any], topology: Topology, production: bool) -> Iden
         token_url=raw.get("tokenUrl"),
         logout_url=raw.get("logoutUrl"),
         scopes=tuple(scopes),
+        api_token=api_token,
     )
 
 

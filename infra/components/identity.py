@@ -181,8 +181,9 @@ class Identity(pulumi.ComponentResource):
                     "logoutUrl": f"{a[2]}/logout",
                     "scopes": scopes,
                     "redirectPath": "/",
-                    # Cognito access tokens carry no `aud`; the ID token's aud is this client.
-                    "tokenType": "id_token",
+                    # Which token the web app sends to the API: Cognito access tokens carry no `aud`,
+                    # the ID token's `aud` is this client, the audience the authorizer checks.
+                    "apiToken": "id_token",
                 }
             )
         if self.mode == "external":
@@ -197,9 +198,11 @@ class Identity(pulumi.ComponentResource):
                     "logoutUrl": ident.logout_url,
                     "scopes": scopes,
                     "redirectPath": "/",
+                    "apiToken": ident.api_token,
                 }
             )
-        # hs256: no sign-in page; a developer pastes a token minted with the secret from Secrets Manager.
+        # hs256: there is no sign-in page to point at; the web app reports the mode as unsupported and the
+        # API is used with tokens minted from the secret in Secrets Manager (`fanout token` with FANOUT_JWT_SECRET).
         return pulumi.Output.from_input({"mode": "manual"})
 
     def csp_origins(self) -> pulumi.Output[list[str]]:

@@ -168,6 +168,7 @@ def test_web_config_and_authorizer_environment_agree(any_stack):
             assert env["ROLES_CLAIM"] == "cognito:groups"
             assert config["authorizeUrl"].endswith("/oauth2/authorize")
             assert config["tokenUrl"].endswith("/oauth2/token") and config["redirectPath"] == "/"
+            assert config["logoutUrl"].endswith("/logout") and config["apiToken"] == "id_token"
             assert "JWT_SECRET_ARN" not in env
         if identity.mode == "hs256":
             assert env["JWT_SECRET_ARN"].startswith("arn:aws:secretsmanager:")

@@ -86,7 +86,9 @@ def test_external_issuer_is_trusted_when_configured():
         "prd",
         {"token": {"algorithms": ["RS256"], "jwksUrl": "https://idp.example/jwks", "issuer": "https://idp.example/"}},
     )
-    assert s.identity.mode == "external"
+    assert s.identity.mode == "external" and s.identity.api_token == "access_token"
+    with pytest.raises(TopologyError, match="apiToken"):
+        from_raw("dev", {"identity": {"apiToken": "refresh_token"}})
 
 
 def test_plan_runs_from_any_directory_and_lists_everything(tmp_path):

@@ -1,0 +1,1 @@
+"""Pulumi program tests, under mocks (no AWS account, no Pulumi CLI)."""
