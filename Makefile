@@ -65,7 +65,7 @@ browser: $(STAMP) browser-deps ## browser tests in headless Chromium against the
 lock: ## re-resolve the pinned dependencies (needs uv in .venv or on PATH)
 	$(VENV)/bin/pip install --quiet uv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes --no-header -o requirements-dev.lock
-	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11 --python-platform aarch64-manylinux_2_28 --generate-hashes --no-header -o requirements-lambda.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.13 --python-platform aarch64-manylinux_2_28 --generate-hashes --no-header -o requirements-lambda.lock
 
 clean: ## remove local state, build output and the virtualenv
 	rm -rf .fanout build dist $(VENV) .pytest_cache .ruff_cache

@@ -34,6 +34,7 @@ def variant_config() -> dict:
     ]
     config["vpc"] = {"enabled": True, "azCount": 3}
     config["token"] = {"algorithms": ["HS256"], "cacheTtlSeconds": 60}
+    config["identity"] = {"mode": "hs256"}
     config["alarms"] = True
     config["alarmEmail"] = "ops@example.com"
     config["logRetentionDays"] = 30
