@@ -7,6 +7,7 @@ other ports (FANOUT_PORT / FANOUT_AWS_PORT) finds it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from fanout import PROJECT_ROOT
 DEFAULT_SECRET = "fanout-local-dev-secret-not-for-production"
 ACCOUNT_ID = "123456789012"  # moto's default account
 HOST = "127.0.0.1"
+# The rate(...) expressions the local scheduler runs (cron(...) is AWS-only).
+RATE = re.compile(r"rate\(([1-9]\d*) (second|minute|hour|day)s?\)")
 
 
 class LocalConfigError(ValueError):
@@ -38,6 +41,8 @@ class LocalEnv:
     state_dir: Path
     visibility_timeout: int
     log_level: str
+    generator_schedule: str | None = None
+    snapshot_seconds: float = 10.0
 
     @property
     def api_url(self) -> str:
@@ -72,6 +77,12 @@ def load() -> LocalEnv:
     port, aws_port = _port("FANOUT_PORT", 8000), _port("FANOUT_AWS_PORT", 4566)
     if port == aws_port:
         raise LocalConfigError("FANOUT_PORT and FANOUT_AWS_PORT must differ")
+    schedule = os.environ.get("FANOUT_GENERATOR_SCHEDULE", "").strip() or None
+    if schedule and not RATE.fullmatch(schedule):
+        raise LocalConfigError(f"FANOUT_GENERATOR_SCHEDULE must look like rate(N seconds), got {schedule!r}")
+    every = os.environ.get("FANOUT_SNAPSHOT_SECONDS", "").strip() or "10"
+    if not every.isdigit() or not 1 <= int(every) <= 3600:
+        raise LocalConfigError(f"FANOUT_SNAPSHOT_SECONDS must be seconds from 1 to 3600, got {every!r}")
     state = Path(os.environ.get("FANOUT_STATE_DIR", "").strip() or PROJECT_ROOT / ".fanout")
     return LocalEnv(
         port=port,
@@ -82,4 +93,6 @@ def load() -> LocalEnv:
         state_dir=state,
         visibility_timeout=int(vt),
         log_level=(os.environ.get("FANOUT_LOG_LEVEL", "").strip() or "WARNING").upper(),
+        generator_schedule=schedule,
+        snapshot_seconds=float(every),
     )

@@ -94,6 +94,15 @@ class Topology:
     def event_bus_name(self) -> str:
         return f"{self.prefix}-bus"
 
+    @property
+    def archive_bucket_name(self) -> str:
+        """The S3 bucket of the event archive; consumer handlers find it as ARCHIVE_BUCKET.
+
+        Locally this is the bucket's name. S3 names are global, so on AWS the Pulumi program
+        may add a unique suffix and pass the real name in ARCHIVE_BUCKET.
+        """
+        return f"{self.prefix}-archive"
+
     def queue_name(self, consumer: Consumer) -> str:
         return f"{self.prefix}-{consumer.name}"
 

@@ -10,7 +10,21 @@ import threading
 from fanout import topology
 from fanout.local.emulator import EmulatorError
 from fanout.local.runtime import Runtime
+from fanout.local.state import StateError
 from fanout.localenv import LocalConfigError, load
+
+
+def _restored(counts: dict[str, int]) -> str:
+    if not any(counts.values()):
+        return "nothing restored"
+    return "restored {items} items, {objects} archive objects, {consumers} subscribed consumers".format(**counts)
+
+
+def _generator(runtime: Runtime, topo: topology.Topology) -> str:
+    if runtime.schedule is None:
+        return "off"
+    gen = topo.generator
+    return f"{gen.count_per_run} events {runtime.schedule} for {', '.join(gen.users)} (FANOUT_GENERATOR=off stops it)"
 
 
 def main() -> int:
@@ -27,7 +41,7 @@ def main() -> int:
     runtime = Runtime(env, topo)
     try:
         runtime.start()
-    except EmulatorError as exc:
+    except (EmulatorError, StateError) as exc:
         print(f"fanout: {exc}", file=sys.stderr)
         runtime.stop()
         return 1
@@ -41,6 +55,9 @@ fanout is running (stack {env.stack}, region {env.region})
   API and web app   {env.api_url}
   emulated AWS      {env.aws_endpoint}
   consumers         {", ".join(runtime.consumers)}
+  generator         {_generator(runtime, topo)}
+  archive           s3://{topo.archive_bucket_name}/events/ (replay: .venv/bin/fanout replay --since ISO --until ISO)
+  state             {env.state_dir} ({_restored(runtime.restored)}; `fanout reset` starts over)
 
 WARNING: tokens are signed with the local HS256 secret (FANOUT_JWT_SECRET); it is for local use only.
 

@@ -28,12 +28,25 @@ def _create_table(ddb: Any, name: str, keys: list[tuple[str, str]], ttl_attribut
         )
 
 
+def _create_bucket(s3: Any, name: str, region: str) -> None:
+    # us-east-1 is the one region that refuses an explicit LocationConstraint.
+    kwargs: dict[str, Any] = (
+        {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    )
+    try:
+        s3.create_bucket(Bucket=name, **kwargs)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+
+
 def provision(topology: Topology, env: LocalEnv, session: Any) -> dict[str, consumers.ConsumerQueues]:
     sns, sqs = session.client("sns"), session.client("sqs")
     ddb, events = session.client("dynamodb"), session.client("events")
     topic_arn = sns.create_topic(Name=topology.topic_name)["TopicArn"]
     _create_table(ddb, topology.table_name, [("pk", "HASH"), ("sk", "RANGE")])
     _create_table(ddb, topology.idempotency_table_name, [("id", "HASH")], ttl_attribute="expiration")
+    _create_bucket(session.client("s3"), topology.archive_bucket_name, env.region)
     try:
         events.create_event_bus(Name=topology.event_bus_name)
     except ClientError as exc:

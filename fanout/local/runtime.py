@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from fanout.local.gateway import Gateway
 from fanout.local.poller import Poller, load_handler
 from fanout.local.provision import provision
 from fanout.local.scheduler import Scheduler, rate_seconds
+from fanout.local.state import LocalState, Snapshotter
 from fanout.localenv import LocalEnv
 
 log = logging.getLogger("fanout.local")
@@ -27,6 +29,7 @@ def handler_environ(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
         "TABLE_NAME": topo.table_name,
         "IDEMPOTENCY_TABLE_NAME": topo.idempotency_table_name,
         "EVENT_BUS_NAME": topo.event_bus_name,
+        "ARCHIVE_BUCKET": topo.archive_bucket_name,
         # Locally tokens are HS256 with the local secret; AWS stacks use JWKS (see the stack config).
         "JWT_ALGORITHMS": "HS256",
         "JWT_SECRET": env.jwt_secret,
@@ -50,22 +53,34 @@ class Runtime:
     gateway: Gateway | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     consumers: dict[str, consumers.ConsumerQueues] = field(default_factory=dict)
+    state: LocalState | None = None
+    restored: dict[str, int] = field(default_factory=dict)
+    session: Any = None
+    schedule: str | None = None  # the generator's schedule, when it runs
 
     def start(self) -> None:
         if not port_free(self.env.port):
             raise EmulatorError(
                 f"port {self.env.port} is in use (another fanout running?); set FANOUT_PORT to a free port"
             )
+        # Before anything starts: two stacks writing one state dir would overwrite each other's snapshots.
+        self.state = LocalState(self.env.state_dir, self.topo, self.env)
+        self.state.lock()
         self.emulator = Emulator(self.env.aws_port)
         self.emulator.start()
         # Handlers find AWS through boto3's standard environment, exactly as on Lambda.
         os.environ.update(handler_environ(self.env, self.topo))
         import boto3
 
-        session = boto3.session.Session()
+        self.session = session = boto3.session.Session()
         self.consumers = provision(self.topo, self.env, session)
+        # moto starts empty: load the last snapshot before anything can read or write.
+        self.restored = self.state.restore(session)
         self._start_pollers(session)
         self._start_scheduler()
+        snapshotter = Snapshotter(self.state, session, self.env.snapshot_seconds, self.stop_event)
+        snapshotter.start()
+        self.threads.append(snapshotter)
         self.gateway = Gateway(
             port=self.env.port,
             region=self.env.region,
@@ -108,7 +123,9 @@ class Runtime:
         if not gen.enabled or os.environ.get("FANOUT_GENERATOR", "on").lower() in ("off", "0", "false"):
             return
         generator = load_handler("handlers.generator:handler")
-        interval = rate_seconds(gen.schedule)
+        # FANOUT_GENERATOR_SCHEDULE (e.g. "rate(2 seconds)") lets tests and demos see runs within seconds.
+        self.schedule = self.env.generator_schedule or gen.schedule
+        interval = rate_seconds(self.schedule)
 
         def fire() -> object:
             from fanout.local.lambda_context import LocalContext
@@ -119,11 +136,20 @@ class Runtime:
         scheduler.start()
         self.threads.append(scheduler)
 
-    def stop(self, timeout: float = 3.0) -> None:
+    def stop(self, timeout: float = 1.5, snapshot_budget: float = 1.5) -> None:
+        """Stop everything; the contract allows 5 s from the signal, so each step has a share of it."""
         self.stop_event.set()
         if self.gateway:
             self.gateway.stop()
+        deadline = time.monotonic() + timeout  # one deadline for all threads: they stop in parallel
         for t in self.threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
+        if self.state is not None:
+            if self.session is not None and self.emulator is not None:
+                try:
+                    self.state.snapshot(self.session, budget=snapshot_budget)
+                except Exception:
+                    log.exception("final snapshot failed; the last periodic one is kept")
+            self.state.unlock()
         if self.emulator:
             self.emulator.stop()

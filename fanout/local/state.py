@@ -1,0 +1,310 @@
+"""Local state that outlives `make run`: moto keeps everything in memory, so we keep a copy on disk.
+
+What is kept, under the state dir (FANOUT_STATE_DIR, default .fanout/):
+  tables/<table>.jsonl       every item of the topology's tables, DynamoDB JSON, one per line
+  s3/<bucket>/<key>          every object of the topology's buckets (the event archive), as files
+  consumers.json             consumers added at run time (`fanout subscribe`): queue, DLQ, filter
+What is not: messages waiting in queues or DLQs, the idempotency of in-flight requests'
+SQS receipts, and anything created by hand outside these resources.
+
+Snapshots are taken periodically and on a clean stop, each file replaced atomically, so a
+crash loses at most the last interval and never leaves a half-written file. A lock file
+keeps two stacks from sharing one state dir; `fanout reset` refuses while it is held.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from fanout import consumers
+from fanout.localenv import LocalEnv
+from fanout.topology import Topology
+
+log = logging.getLogger("fanout.local.state")
+LOCK = ".lock"
+TABLES, S3, CONSUMERS = "tables", "s3", "consumers.json"
+ENTRIES = (TABLES, S3, CONSUMERS, LOCK)
+
+
+class StateError(RuntimeError):
+    pass
+
+
+class _OutOfTime(Exception):
+    """The snapshot's deadline passed; what was already written stays, the rest keeps its last copy."""
+
+
+def _encode(value: Any) -> Any:
+    # DynamoDB JSON holds bytes only under "B" / "BS"; everything else is already JSON.
+    if isinstance(value, bytes | bytearray):
+        return {"__b64__": base64.b64encode(value).decode()}
+    raise TypeError(f"cannot snapshot {type(value).__name__}")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    return base64.b64decode(obj["__b64__"]) if set(obj) == {"__b64__"} else obj
+
+
+def _write_atomic(path: Path, write: Callable[[TextIO], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        write(fh)
+    tmp.replace(path)
+
+
+def _safe_key_path(root: Path, key: str) -> Path | None:
+    """Where an S3 key is mirrored, or None for a key that would escape the mirror (e.g. '../x')."""
+    path = (root / key).resolve()
+    return path if path.is_relative_to(root.resolve()) and not key.endswith("/") else None
+
+
+def _deadline(budget: float, cancel: threading.Event | None = None) -> Callable[[], None]:
+    """A check to call between API calls: raises _OutOfTime after `budget` seconds or once `cancel` is set."""
+    deadline = time.monotonic() + budget
+
+    def check() -> None:
+        if time.monotonic() > deadline or (cancel is not None and cancel.is_set()):
+            raise _OutOfTime
+
+    return check
+
+
+@dataclass
+class LocalState:
+    root: Path
+    topo: Topology
+    env: LocalEnv
+    _lock_fd: int | None = field(default=None, repr=False)
+    _mirrored: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)  # bucket -> key -> ETag
+    restored: bool = False
+    _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # ------------------------------------------------------------------ lock
+
+    def lock(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StateError(
+                f"another local stack is using the state dir {self.root}; stop it or set FANOUT_STATE_DIR"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
+
+    # ------------------------------------------------------------------ restore
+
+    def restore(self, session: Any) -> dict[str, int]:
+        """Load the last snapshot into the freshly provisioned resources; returns what came back."""
+        ddb, s3 = session.client("dynamodb"), session.client("s3")
+        counts = {"items": 0, "objects": 0, "consumers": 0}
+        for table in self._tables():
+            counts["items"] += self._restore_table(ddb, table)
+        for bucket in self._buckets():
+            counts["objects"] += self._restore_bucket(s3, bucket)
+        counts["consumers"] = self._restore_consumers(session)
+        self.restored = True
+        return counts
+
+    def _restore_table(self, ddb: Any, table: str) -> int:
+        path = self.root / TABLES / f"{table}.jsonl"
+        if not path.is_file():
+            return 0
+        items = [json.loads(line, object_hook=_decode) for line in path.read_text("utf-8").splitlines() if line]
+        for start in range(0, len(items), 25):
+            pending = [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
+            while pending:  # moto never throttles, but honour UnprocessedItems anyway
+                response = ddb.batch_write_item(RequestItems={table: pending})
+                pending = response.get("UnprocessedItems", {}).get(table, [])
+        return len(items)
+
+    def _restore_bucket(self, s3: Any, bucket: str) -> int:
+        root = self.root / S3 / bucket
+        mirrored = self._mirrored.setdefault(bucket, {})
+        if not root.is_dir():
+            return 0
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".tmp")):
+            key = path.relative_to(root).as_posix()
+            etag = s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())["ETag"]
+            mirrored[key] = etag
+        return len(mirrored)
+
+    def _restore_consumers(self, session: Any) -> int:
+        path = self.root / CONSUMERS
+        if not path.is_file():
+            return 0
+        sqs, sns = session.client("sqs"), session.client("sns")
+        saved = json.loads(path.read_text("utf-8"))
+        for c in saved:
+            consumers.ensure(
+                sqs,
+                sns,
+                self.env.topic_arn(self.topo.topic_name),
+                name=c["name"],
+                queue_name=c["queue_name"],
+                dlq_name=c["dlq_name"],
+                max_receive_count=c["max_receive_count"],
+                visibility_timeout=self.env.visibility_timeout,
+                filter_policy=c.get("filter_policy"),
+                filter_scope=c.get("filter_scope", "MessageAttributes"),
+            )
+        return len(saved)
+
+    # ------------------------------------------------------------------ snapshot
+
+    def snapshot(self, session: Any, budget: float = 30.0, cancel: threading.Event | None = None) -> bool:
+        """Write what the stack holds now; False when out of time or cancelled (older copies stay)."""
+        if not self.restored:
+            return False  # never overwrite a snapshot that was not loaded: it would be lost
+        check = _deadline(budget, cancel)
+        with self._busy:
+            try:
+                ddb, s3 = session.client("dynamodb"), session.client("s3")
+                for table in self._tables():
+                    self._snapshot_table(ddb, table, check)
+                for bucket in self._buckets():
+                    self._snapshot_bucket(s3, bucket, check)
+                self._snapshot_consumers(session, check)
+            except _OutOfTime:
+                log.info("snapshot cut short; the previous copy of the rest is kept")
+                return False
+        return True
+
+    def _snapshot_table(self, ddb: Any, table: str, check: Callable[[], None]) -> None:
+        lines: list[str] = []
+        for page in ddb.get_paginator("scan").paginate(TableName=table):
+            check()
+            lines += [json.dumps(i, default=_encode, separators=(",", ":"), sort_keys=True) for i in page["Items"]]
+        # Sorted, so an unchanged table writes the same bytes.
+        _write_atomic(self.root / TABLES / f"{table}.jsonl", lambda fh: fh.writelines(f"{x}\n" for x in sorted(lines)))
+
+    def _snapshot_bucket(self, s3: Any, bucket: str, check: Callable[[], None]) -> None:
+        root = self.root / S3 / bucket
+        mirrored = self._mirrored.setdefault(bucket, {})
+        listed: dict[str, str] = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            listed |= {o["Key"]: o["ETag"] for o in page.get("Contents", [])}
+        for key, etag in listed.items():
+            if mirrored.get(key) == etag:
+                continue  # archive keys derive from content: an unchanged ETag is an unchanged object
+            check()
+            path = _safe_key_path(root, key)
+            if path is None:
+                continue
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(body)
+            tmp.replace(path)
+            mirrored[key] = etag
+        for key in set(mirrored) - set(listed):
+            path = _safe_key_path(root, key)
+            if path is not None:
+                path.unlink(missing_ok=True)
+            del mirrored[key]
+
+    def _snapshot_consumers(self, session: Any, check: Callable[[], None]) -> None:
+        sqs, sns = session.client("sqs"), session.client("sns")
+        topic_arn = self.env.topic_arn(self.topo.topic_name)
+        declared = {c.name for c in self.topo.consumers}
+        subs = {}
+        for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+            subs |= {s["Endpoint"]: s["SubscriptionArn"] for s in page["Subscriptions"] if s["Protocol"] == "sqs"}
+        saved = []
+        for name, q in sorted(consumers.discover(sqs, sns, topic_arn).items()):
+            check()
+            if name in declared or not q.dlq_url:
+                continue  # declared consumers come back from the stack config
+            arn = consumers.queue_arn(sqs, q.queue_url)
+            attrs = sns.get_subscription_attributes(SubscriptionArn=subs[arn])["Attributes"]
+            redrive = sqs.get_queue_attributes(QueueUrl=q.queue_url, AttributeNames=["RedrivePolicy"])
+            policy = attrs.get("FilterPolicy")
+            saved.append(
+                {
+                    "name": name,
+                    "queue_name": q.queue_url.rsplit("/", 1)[-1],
+                    "dlq_name": q.dlq_url.rsplit("/", 1)[-1],
+                    "max_receive_count": int(json.loads(redrive["Attributes"]["RedrivePolicy"])["maxReceiveCount"]),
+                    "filter_policy": json.loads(policy) if policy else None,
+                    "filter_scope": attrs.get("FilterPolicyScope", "MessageAttributes"),
+                }
+            )
+        _write_atomic(self.root / CONSUMERS, lambda fh: json.dump(saved, fh, indent=2))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _tables(self) -> tuple[str, ...]:
+        return (self.topo.table_name, self.topo.idempotency_table_name)
+
+    def _buckets(self) -> tuple[str, ...]:
+        return (self.topo.archive_bucket_name,)
+
+
+class Snapshotter(threading.Thread):
+    """Takes a snapshot every `interval` seconds until stopped, so a crash loses little."""
+
+    def __init__(self, state: LocalState, session: Any, interval: float, stop: threading.Event) -> None:
+        super().__init__(name="snapshotter", daemon=True)
+        self.state, self.session, self.interval, self.stop = state, session, interval, stop
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            try:
+                # Cancelled by the stop event: the final snapshot at shutdown takes over.
+                self.state.snapshot(self.session, budget=self.interval, cancel=self.stop)
+            except (ClientError, BotoCoreError, OSError):
+                if self.stop.is_set():
+                    return
+                log.exception("periodic snapshot failed; will try again")
+
+
+def reset(root: Path) -> list[str]:
+    """Delete the kept state (only what fanout writes there); refuses while a stack holds the lock."""
+    if not root.exists():
+        return []
+    lock = root / LOCK
+    if lock.exists():
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = lock.read_text().strip() or "?"
+            raise StateError(f"a local stack (pid {pid}) is using {root}; stop `make run` first") from None
+        finally:
+            os.close(fd)
+    removed = []
+    for entry in ENTRIES:
+        path = root / entry
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(entry)
+    with contextlib.suppress(OSError):
+        root.rmdir()  # only when empty: never remove what fanout did not put there
+    return [e for e in removed if e != LOCK]

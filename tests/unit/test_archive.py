@@ -1,0 +1,143 @@
+"""The archive consumer: SQS batch in, one NDJSON object per batch and date in S3, failures reported."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from unit_support import Aws, assert_valid, failures, sqs_event, sqs_record
+
+from handlers import archive
+from handlers.core import archive as layout
+from handlers.core import clients, events
+
+BUCKET = "fanout-unit-archive"
+
+
+def event(user: str = "alice", time: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    return events.build(
+        events.GENERATED,
+        source="fanout.test",
+        subject=user,
+        data={"informationOne": "one", "informationTwo": "two"},
+        time=time,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def s3(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    monkeypatch.setenv("ARCHIVE_BUCKET", BUCKET)
+    return client
+
+
+def objects(s3: Any) -> dict[str, list[dict[str, Any]]]:
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    return {k: layout.from_ndjson(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()) for k in keys}
+
+
+def test_a_batch_becomes_one_ndjson_object_in_its_date_partition(s3: Any, context: Any) -> None:
+    batch = [event("alice", "2026-03-04T10:00:00.000Z"), event("bob", "2026-03-04T23:59:59.999Z"), event("ünï 😀")]
+    batch[2]["time"] = "2026-03-04T12:00:00Z"
+    assert archive.handler(sqs_event(*batch), context) == {"batchItemFailures": []}
+    found = objects(s3)
+    assert len(found) == 1
+    key, lines = next(iter(found.items()))
+    assert key.startswith("events/dt=2026-03-04/") and key.endswith(".ndjson")
+    assert key == layout.object_key("2026-03-04", [e["id"] for e in batch])
+    # Every line is the CloudEvent exactly as received, sorted by id.
+    assert lines == sorted(batch, key=lambda e: e["id"])
+    for line in lines:
+        assert_valid("fanout.data.generated.v1.json", line)
+    head = s3.head_object(Bucket=BUCKET, Key=key)
+    assert head["ContentType"] == "application/x-ndjson"
+    raw = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+    assert raw.endswith("\n") and raw.count("\n") == 3 and "ünï 😀" in raw
+
+
+def test_events_of_different_dates_go_to_their_own_partitions(s3: Any, context: Any) -> None:
+    days = ["2026-01-31T23:59:59.999Z", "2026-02-01T00:00:00.000Z", "2026-02-01T08:00:00.000Z"]
+    batch = [event(time=t) for t in days]
+    assert archive.handler(sqs_event(*batch), context) == {"batchItemFailures": []}
+    found = objects(s3)
+    assert sorted(k.split("/")[1] for k in found) == ["dt=2026-01-31", "dt=2026-02-01"]
+    assert sorted(len(v) for v in found.values()) == [1, 2]
+
+
+def test_the_same_batch_again_rewrites_the_same_object(s3: Any, context: Any) -> None:
+    batch = [event(time="2026-05-05T05:05:05.000Z") for _ in range(5)]
+    archive.handler(sqs_event(*batch), context)
+    first = objects(s3)
+    # Redelivered in another order and with a duplicate inside the batch: same key, same bytes.
+    archive.handler(sqs_event(*reversed(batch), batch[0]), context)
+    assert objects(s3) == first and len(first) == 1
+    assert len(next(iter(first.values()))) == 5
+
+
+def test_key_depends_on_the_ids_only() -> None:
+    a, b = "01JDAAAAAAAAAAAAAAAAAAAAAA", "01JDBBBBBBBBBBBBBBBBBBBBBB"
+    assert layout.object_key("2026-01-01", [a, b]) == layout.object_key("2026-01-01", [b, a, a])
+    assert layout.object_key("2026-01-01", [a]) != layout.object_key("2026-01-01", [a, b])
+    assert layout.object_key("2026-01-01", [a, b]).startswith(f"events/dt=2026-01-01/{a}-")
+    with pytest.raises(ValueError):
+        layout.object_key("2026-01-01", [])
+
+
+def test_poison_records_fail_alone(s3: Any, context: Any) -> None:
+    good = [event(time="2026-06-01T00:00:00.000Z"), event(time="2026-06-01T00:00:01.000Z")]
+    bad_json = sqs_record("not json at all")
+    bad_event = sqs_record(json.dumps({**good[0], "data": {"informationOne": "no second field"}}))
+    unknown = sqs_record(json.dumps({**good[0], "type": "fanout.data.unknown.v9"}))
+    records = [sqs_record(json.dumps(good[0])), bad_json, bad_event, sqs_record(json.dumps(good[1])), unknown]
+    answer = archive.handler({"Records": records}, context)
+    assert failures(answer) == {bad_json["messageId"], bad_event["messageId"], unknown["messageId"]}
+    (lines,) = objects(s3).values()
+    assert [e["id"] for e in lines] == sorted(e["id"] for e in good)
+
+
+def test_persisted_events_are_archived_too(s3: Any, context: Any) -> None:
+    from handlers.core import store
+    from handlers.persister import persisted_event
+
+    record = store.Record("alice", event()["id"], "one", "two", "2026-07-07T07:07:07.000Z")
+    persisted = persisted_event(record)
+    assert archive.handler(sqs_event(persisted), context) == {"batchItemFailures": []}
+    (lines,) = objects(s3).values()
+    assert lines == [persisted]
+
+
+def test_a_failed_put_fails_only_that_partition(s3: Any, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = clients.client("s3")
+    real = client.put_object
+
+    def flaky(**kwargs: Any) -> Any:
+        if "dt=2026-08-01" in kwargs["Key"]:
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "slow down"}}, "PutObject")
+        return real(**kwargs)
+
+    monkeypatch.setattr(client, "put_object", flaky)
+    ok, doomed = event(time="2026-08-02T00:00:00.000Z"), event(time="2026-08-01T00:00:00.000Z")
+    batch = sqs_event(ok, doomed)
+    answer = archive.handler(batch, context)
+    assert failures(answer) == {batch["Records"][1]["messageId"]}
+    assert [k.split("/")[1] for k in objects(s3)] == ["dt=2026-08-02"]
+
+
+def test_a_whole_batch_failing_is_reported_not_raised(s3: Any, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVE_BUCKET", "no-such-bucket")
+    batch = sqs_event(event(), event())
+    answer = archive.handler(batch, context)
+    assert failures(answer) == {r["messageId"] for r in batch["Records"]}
+
+
+def test_missing_bucket_setting_names_itself(aws: Aws, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARCHIVE_BUCKET", raising=False)
+    from handlers.core.settings import ConfigurationError, archive_bucket
+
+    with pytest.raises(ConfigurationError, match="ARCHIVE_BUCKET"):
+        archive_bucket()

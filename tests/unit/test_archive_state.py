@@ -1,0 +1,115 @@
+"""Local state kept between runs: the archive, the tables and subscribed consumers survive moto restarts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from fanout import consumers, localenv, topology
+from fanout.local import state
+from fanout.local.provision import provision
+
+
+def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> localenv.LocalEnv:
+    monkeypatch.setenv("FANOUT_STATE_DIR", str(tmp_path))
+    return localenv.load()
+
+
+def _fresh_stack(env: localenv.LocalEnv, topo: topology.Topology) -> Any:
+    session = boto3.session.Session(region_name=env.region)
+    provision(topo, env, session)
+    return session
+
+
+def test_snapshot_then_restore_into_an_empty_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev")
+    item = {"pk": {"S": "USER#alice"}, "sk": {"S": "DATA#01"}, "id": {"S": "01"}, "blob": {"B": b"\x00\xff"}}
+    body = b'{"id":"01"}\n'
+    with mock_aws():
+        session = _fresh_stack(env, topo)
+        kept = state.LocalState(tmp_path, topo, env)
+        assert kept.restore(session) == {"items": 0, "objects": 0, "consumers": 0}
+        session.client("dynamodb").put_item(TableName=topo.table_name, Item=item)
+        session.client("s3").put_object(Bucket=topo.archive_bucket_name, Key="events/dt=2026-01-01/a.ndjson", Body=body)
+        sqs, sns = session.client("sqs"), session.client("sns")
+        consumers.ensure(
+            sqs,
+            sns,
+            env.topic_arn(topo.topic_name),
+            name="extra",
+            queue_name="extra",
+            dlq_name="extra-dlq",
+            max_receive_count=7,
+            filter_policy={"subject": ["alice"]},
+            filter_scope="MessageAttributes",
+        )
+        assert kept.snapshot(session)
+    assert (tmp_path / "s3" / topo.archive_bucket_name / "events/dt=2026-01-01/a.ndjson").read_bytes() == body
+    saved = json.loads((tmp_path / "consumers.json").read_text())
+    assert saved == [
+        {
+            "name": "extra",
+            "queue_name": "extra",
+            "dlq_name": "extra-dlq",
+            "max_receive_count": 7,
+            "filter_policy": {"subject": ["alice"]},
+            "filter_scope": "MessageAttributes",
+        }
+    ]
+
+    with mock_aws():  # a new, empty emulator, as after a restart
+        session = _fresh_stack(env, topo)
+        again = state.LocalState(tmp_path, topo, env)
+        assert again.restore(session) == {"items": 1, "objects": 1, "consumers": 1}
+        got = session.client("dynamodb").get_item(TableName=topo.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
+        assert got["Item"] == item
+        s3 = session.client("s3")
+        assert (
+            s3.get_object(Bucket=topo.archive_bucket_name, Key="events/dt=2026-01-01/a.ndjson")["Body"].read() == body
+        )
+        found = consumers.discover(session.client("sqs"), session.client("sns"), env.topic_arn(topo.topic_name))
+        assert {"persister", "archive", "extra"} <= set(found)
+        # An object deleted since is deleted from the copy at the next snapshot.
+        s3.delete_object(Bucket=topo.archive_bucket_name, Key="events/dt=2026-01-01/a.ndjson")
+        assert again.snapshot(session)
+    assert not (tmp_path / "s3" / topo.archive_bucket_name / "events/dt=2026-01-01/a.ndjson").exists()
+
+
+def test_no_snapshot_before_a_restore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stack that failed to load its state must not overwrite it with an empty one.
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev")
+    assert state.LocalState(tmp_path, topo, env).snapshot(session=None) is False
+
+
+def test_one_stack_per_state_dir_and_reset_waits_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev")
+    first = state.LocalState(tmp_path, topo, env)
+    first.lock()
+    try:
+        with pytest.raises(state.StateError, match="another local stack"):
+            state.LocalState(tmp_path, topo, env).lock()
+        with pytest.raises(state.StateError, match="stop `make run` first"):
+            state.reset(tmp_path)
+    finally:
+        first.unlock()
+    state.LocalState(tmp_path, topo, env).lock()  # free again once unlocked
+
+
+def test_reset_removes_only_what_fanout_keeps(tmp_path: Path) -> None:
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "t.jsonl").write_text("{}\n")
+    (tmp_path / "s3" / "b").mkdir(parents=True)
+    (tmp_path / "consumers.json").write_text("[]")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert state.reset(tmp_path) == ["tables", "s3", "consumers.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert state.reset(tmp_path / "missing") == []
+    only_ours = tmp_path / "ours"
+    (only_ours / "tables").mkdir(parents=True)
+    state.reset(only_ours)
+    assert not only_ours.exists()
