@@ -1,0 +1,104 @@
+"""Replay: read archived events of a time window back from S3 and publish them again, same ids.
+
+The archive is partitioned by the events' date (events/dt=YYYY-MM-DD/), so a window reads
+only its days' partitions. Events keep their ids, so the persister (idempotent by id)
+rewrites the same items: a replay restores what was lost and duplicates nothing. The
+archive itself gets the replayed events again, in new objects; readers dedupe by id, as
+this module does.
+
+On AWS the persisted stream also has an EventBridge archive; `start_bus_replay` replays it
+onto the bus with StartReplay (EventBridge does the work; this only starts it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from handlers.core import archive
+
+Publish = Callable[[list[dict[str, Any]]], int]
+PUBLISH_CHUNK = 500  # events held in memory between publishes
+
+
+class ReplayError(ValueError):
+    pass
+
+
+def parse_time(text: str, *, name: str = "time") -> datetime:
+    """ISO 8601 to an aware UTC datetime; a time without an offset is UTC, a bare date is its midnight."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ReplayError(
+            f"{name} must be an ISO 8601 date or time such as 2026-01-31T12:00:00Z, got {text!r}"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def days(since: datetime, until: datetime) -> list[str]:
+    """The dt= partitions a [since, until) window touches."""
+    first, last = since.date(), (until - timedelta(microseconds=1)).date()
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+def _keys(s3: Any, bucket: str, day: str) -> Iterator[str]:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=archive.partition_prefix(day)):
+        for obj in page.get("Contents", []):
+            yield obj["Key"]
+
+
+def archived(
+    s3: Any, bucket: str, since: datetime, until: datetime, event_type: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Each archived event with since <= time < until (and of event_type), once per id, day by day."""
+    seen: set[str] = set()
+    for day in days(since, until):
+        found: dict[str, dict[str, Any]] = {}
+        for key in _keys(s3, bucket, day):
+            for event in archive.from_ndjson(s3.get_object(Bucket=bucket, Key=key)["Body"].read()):
+                if event["id"] in seen or (event_type and event.get("type") != event_type):
+                    continue
+                if since <= parse_time(event["time"]) < until:
+                    found[event["id"]] = event
+        seen |= set(found)
+        # Oldest first, so consumers see a replay in the order the events happened.
+        yield from sorted(found.values(), key=lambda e: (e["time"], e["id"]))
+
+
+def replay(
+    s3: Any, bucket: str, since: datetime, until: datetime, publish: Publish, event_type: str | None = None
+) -> int:
+    """Publish the window's archived events again; returns how many."""
+    if until <= since:
+        raise ReplayError("--until must be after --since")
+    total, chunk = 0, []
+    for event in archived(s3, bucket, since, until, event_type):
+        chunk.append(event)
+        if len(chunk) >= PUBLISH_CHUNK:
+            total += publish(chunk)
+            chunk = []
+    if chunk:
+        total += publish(chunk)
+    return total
+
+
+def start_bus_replay(
+    events: Any, archive_arn: str, bus_arn: str, since: datetime, until: datetime, name: str | None = None
+) -> str:
+    """Start an EventBridge replay of the bus archive's window onto the bus; returns the replay's name."""
+    if until <= since:
+        raise ReplayError("--until must be after --since")
+    replay_name = name or f"fanout-{since:%Y%m%dT%H%M%S}-{until:%Y%m%dT%H%M%S}"
+    if not re.fullmatch(r"[.\-_A-Za-z0-9]{1,64}", replay_name):
+        raise ReplayError(f"replay name {replay_name!r} is not a valid EventBridge replay name")
+    events.start_replay(
+        ReplayName=replay_name,
+        EventSourceArn=archive_arn,
+        EventStartTime=since,
+        EventEndTime=until,
+        Destination={"Arn": bus_arn},
+    )
+    return replay_name
