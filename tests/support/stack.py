@@ -70,8 +70,8 @@ def stack_env(state_dir: Path, **extra: str) -> dict[str, str]:
         FANOUT_STATE_DIR=str(state_dir),
         FANOUT_GENERATOR="off",
         AWS_REGION="us-east-1",
-        **extra,
     )
+    env.update(extra)  # after the defaults, so a test can override one (e.g. FANOUT_GENERATOR="on")
     return env
 
 
