@@ -8,7 +8,7 @@ STACK ?= dev
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .PHONY: help install run test lint format unit infra-test e2e robustness browser browser-deps bench plan package \
-        lock screenshot clean
+        lock screenshot reset clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -66,6 +66,9 @@ lock: ## re-resolve the pinned dependencies (needs uv in .venv or on PATH)
 	$(VENV)/bin/pip install --quiet uv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes --no-header -o requirements-dev.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.13 --python-platform aarch64-manylinux_2_28 --generate-hashes --no-header -o requirements-lambda.lock
+
+reset: $(STAMP) ## forget the local state kept in .fanout/ (tables, archive, subscribed consumers)
+	$(VENV)/bin/fanout reset
 
 clean: ## remove local state, build output and the virtualenv
 	rm -rf .fanout build dist $(VENV) .pytest_cache .ruff_cache
