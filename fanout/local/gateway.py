@@ -104,10 +104,6 @@ class Gateway:
         self.ready = ready
         self._cache: dict[str, CachedPolicy] = {}
         self._cache_lock = threading.Lock()
-        # One request at a time through the api handler, as in one Lambda execution environment: its
-        # Powertools resolver keeps the current event in module state, so concurrent calls from the
-        # server's threads would read each other's body and caller.
-        self.api_lock = threading.Lock()
         gateway = self
 
         class Handler(_RequestHandler):
@@ -288,8 +284,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             context = {**answer.get("context", {}), "principalId": answer.get("principalId")}
         event = self._proxy_event(path, query, body, resource, context)
         ctx = LocalContext(function_name="api", region=gw.region)
-        with gw.api_lock:
-            result = gw.api(event, ctx)
+        result = gw.api(event, ctx)
         headers = {k: ", ".join(v) for k, v in (result.get("multiValueHeaders") or {}).items()}
         headers.update(result.get("headers") or {})
         raw = result.get("body") or ""

@@ -9,7 +9,6 @@ queue never hold the same message at once.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import threading
 import time
@@ -20,11 +19,6 @@ from fanout.local.lambda_context import LocalContext
 
 log = logging.getLogger("fanout.local.poller")
 Handler = Callable[[dict[str, Any], Any], Any]
-
-
-def load_handler(spec: str) -> Handler:
-    module, _, function = spec.partition(":")
-    return getattr(importlib.import_module(module), function)
 
 
 def _attr(value: dict[str, Any]) -> dict[str, Any]:

@@ -11,14 +11,17 @@ from typing import Any
 
 from fanout import PROJECT_ROOT, consumers, topology
 from fanout.local.emulator import Emulator, EmulatorError, port_free
+from fanout.local.environments import EnvironmentPool, load_handler, new_environment
 from fanout.local.gateway import Gateway
-from fanout.local.poller import Poller, load_handler
+from fanout.local.poller import Poller
 from fanout.local.provision import provision
 from fanout.local.scheduler import Scheduler, rate_seconds
 from fanout.local.state import LocalState, Snapshotter
 from fanout.localenv import LocalEnv
 
 log = logging.getLogger("fanout.local")
+# Concurrent api and authorizer environments locally; more would only contend for the same two cores.
+API_CONCURRENCY = 8
 
 
 def handler_environ(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
@@ -84,8 +87,9 @@ class Runtime:
         self.gateway = Gateway(
             port=self.env.port,
             region=self.env.region,
-            authorizer=load_handler("handlers.authorizer:handler"),
-            api=load_handler("handlers.api:handler"),
+            # Like concurrent Lambda invocations: each request gets an environment of its own while it runs.
+            authorizer=EnvironmentPool("handlers.authorizer:handler", API_CONCURRENCY),
+            api=EnvironmentPool("handlers.api:handler", API_CONCURRENCY),
             cache_ttl=self.topo.auth.cache_ttl_seconds,
             jwt_secret=self.env.jwt_secret,
             web_dir=PROJECT_ROOT / "web",
@@ -100,7 +104,6 @@ class Runtime:
             if not c.handler:
                 continue
             queues = self.consumers[c.name]
-            handler = load_handler(c.handler)
             arn = consumers.queue_arn(sqs, queues.queue_url)
             for i in range(c.max_concurrency):
                 poller = Poller(
@@ -108,7 +111,7 @@ class Runtime:
                     sqs=sqs,
                     queue_url=queues.queue_url,
                     queue_arn=arn,
-                    handler=handler,
+                    handler=new_environment(c.handler),  # one environment per concurrent poller, as on AWS
                     batch_size=c.batch_size,
                     batching_window=c.batching_window_seconds,
                     region=self.env.region,
