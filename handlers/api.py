@@ -10,10 +10,11 @@ import base64
 import binascii
 import json
 import re
+import time
 import warnings
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -26,7 +27,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 25, 100
 ROUTES = {"/data": {"GET", "POST"}, "/data/{id}": {"GET"}, "/openapi.json": {"GET"}}
 
 logger = Logger(service="api")
-metrics = Metrics(namespace="fanout", service="api")
+metrics = observability.metrics("api")
 tracer = observability.tracer("api")
 clients.warm("sns", "dynamodb")
 app = APIGatewayRestResolver()
@@ -90,6 +91,10 @@ def _caller(role: str) -> str:
     sub = ctx.get("sub") or ctx.get("principalId")
     if not sub:
         raise ApiError(401, "Unauthorized")
+    # API Gateway caches the authorizer's answer per token for its TTL, even past the token's exp.
+    exp = ctx.get("exp")
+    if exp is not None and float(exp) <= time.time():
+        raise ApiError(401, "Unauthorized")
     if role not in str(ctx.get("roles", "")).split(","):
         raise ApiError(403, f"this token lacks the role {role}")
     return str(sub)
@@ -152,7 +157,7 @@ def post_data() -> Response[dict[str, Any]]:
         result = publish()
     else:
         if not idempotency.valid_key(key):
-            raise ApiError(400, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+            raise ApiError(400, "Idempotency-Key must be 1 to 255 printable characters")
         result = idempotency.once(user, key, body, publish, app.lambda_context)
     metrics.add_metric(name="DataAccepted", unit=MetricUnit.Count, value=1)
     logger.info("data accepted", extra={"event_id": result["id"]})

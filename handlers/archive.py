@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -24,7 +24,7 @@ from handlers.core.clients import client
 from handlers.core.settings import archive_bucket
 
 logger = Logger(service="archive")
-metrics = Metrics(namespace="fanout", service="archive")
+metrics = observability.metrics("archive")
 tracer = observability.tracer("archive")
 
 

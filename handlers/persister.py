@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -19,7 +19,7 @@ from handlers.core import bus, clients, events, observability, store
 from handlers.core.batch import BulkSqsProcessor
 
 logger = Logger(service="persister")
-metrics = Metrics(namespace="fanout", service="persister")
+metrics = observability.metrics("persister")
 tracer = observability.tracer("persister")
 clients.warm("dynamodb", "events")
 

@@ -53,12 +53,14 @@ def document(app: Any) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
-            "nextCursor": {"type": "string", "nullable": True},
+            # OpenAPI 3.1 is JSON Schema: null is a type, `nullable` is gone.
+            "nextCursor": {"type": ["string", "null"]},
         },
         "required": ["items", "nextCursor"],
     }
     components = doc.setdefault("components", {})
-    components.setdefault("schemas", {}).update({"Data": data, "Item": item, "Page": page, "Error": _ERROR})
+    # Powertools adds its validation-error models for routes with typed parameters; ours answer {"message"}.
+    components["schemas"] = {"Data": data, "Item": item, "Page": page, "Error": _ERROR}
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
     error = {"$ref": "#/components/schemas/Error"}
     errors = {

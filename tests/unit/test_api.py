@@ -246,8 +246,8 @@ def test_different_keys_publish_separately(aws: Aws, context: Any) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["k" * 256, "bad\x01key", "tab\tkey", "new\nline", " leading", "trailing ", "ünïcode", "\x7f"],
-    ids=["256-chars", "control", "tab", "newline", "leading-space", "trailing-space", "non-ascii", "del"],
+    ["k" * 256, "bad\x01key", "tab\tkey", "new\nline", " leading", "trailing ", "\x7f"],
+    ids=["256-chars", "control", "tab", "newline", "leading-space", "trailing-space", "del"],
 )
 def test_invalid_idempotency_key_is_400(aws: Aws, context: Any, key: str) -> None:
     answer = post(context, headers={"Idempotency-Key": key})
@@ -522,3 +522,26 @@ def test_a_key_still_in_progress_is_409(aws: Aws, context: Any, monkeypatch: pyt
     assert answer.status == 409
     assert "Idempotency-Key" in answer.message
     assert aws.published() == []
+
+
+def test_printable_unicode_idempotency_key_is_accepted(aws: Aws, context: Any) -> None:
+    # The contract asks for printable characters, not ASCII only.
+    first = post(context, headers={"Idempotency-Key": "commande-é-42"})
+    again = post(context, headers={"Idempotency-Key": "commande-é-42"})
+    assert first.status == again.status == 202 and first.body["id"] == again.body["id"]
+    assert len(aws.published()) == 1
+
+
+def test_token_expired_while_its_policy_was_cached_is_401(aws: Aws, context: Any) -> None:
+    # API Gateway reuses a cached policy past the token's exp; the api handler refuses it itself.
+    import time as _time
+
+    from unit_support import api_event
+
+    from handlers import api
+
+    for exp, status in ((int(_time.time()) - 1, 401), (int(_time.time()) + 60, 202)):
+        event = api_event("POST", "/data", body=OK)
+        event["requestContext"]["authorizer"]["exp"] = exp
+        answer = api.handler(event, context)
+        assert answer["statusCode"] == status, answer["body"]

@@ -244,10 +244,15 @@ def test_issuer_and_audience_checked_when_configured(
         refused(context, token)
 
 
-def test_small_leeway_only(context: Any) -> None:
-    # A token expired a moment ago is within the clock-skew leeway; one expired a minute ago is not.
-    assert authorize(context, make_token(JWT_SECRET, exp_in=-1))["principalId"] == "alice"
+def test_no_leeway_on_expiry(context: Any) -> None:
+    # The contract answers an expired token with 401: a second past exp is expired.
+    refused(context, make_token(JWT_SECRET, exp_in=-1))
     refused(context, make_token(JWT_SECRET, exp_in=-30))
+    assert authorize(context, make_token(JWT_SECRET, exp_in=30))["context"]["exp"] > time.time()
+
+
+def test_roles_claim_must_be_a_list(context: Any) -> None:
+    refused(context, make_token(JWT_SECRET, roles="data.read data.write"))
 
 
 # ---------------------------------------------------------------- asymmetric tokens through a JWKS
