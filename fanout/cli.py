@@ -42,7 +42,7 @@ class Stack:
     """The running local stack, as the CLI reaches it."""
 
     def __init__(self) -> None:
-        self.env = localenv.load()
+        self.env = localenv.for_cli()
         self.topo = topology.load(self.env.stack)
         session, config = _session(self.env)
         self.sqs = session.client("sqs", config=config)
@@ -92,6 +92,21 @@ def cmd_status(args: argparse.Namespace) -> None:
         print(f"  {name:<20} queue {q.queue_url}\n  {'':<20} dlq   {q.dlq_url}")
 
 
+def _policy_problem(policy: Any, where: str = "") -> str | None:
+    """SNS's shape rule: every key maps to a non-empty list of conditions or to a nested object."""
+    for key, value in policy.items():
+        here = f"{where}.{key}" if where else key
+        if isinstance(value, dict):
+            if not value:
+                return f"{here} is an empty object"
+            problem = _policy_problem(value, here)
+            if problem:
+                return problem
+        elif not isinstance(value, list) or not value:
+            return f'{here} must be a non-empty list of conditions, e.g. ["value"]'
+    return None
+
+
 def cmd_subscribe(args: argparse.Namespace) -> None:
     if not consumers.NAME_RE.match(args.name):
         raise CliError("NAME must be 1 to 76 letters, digits, '-' or '_'")
@@ -103,23 +118,33 @@ def cmd_subscribe(args: argparse.Namespace) -> None:
             raise CliError(f"--filter-policy is not valid JSON: {exc}") from None
         if not isinstance(policy, dict) or not policy:
             raise CliError("--filter-policy must be a non-empty JSON object")
+        problem = _policy_problem(policy)
+        if problem:
+            raise CliError(f"--filter-policy: {problem}")
     stack = Stack()
     if args.name in stack.consumers():
         raise CliError(f"consumer {args.name!r} already exists")
+    queue_name, dlq_name = args.name, f"{args.name}-dlq"
+    for name in (queue_name, dlq_name):
+        # Never adopt a queue that exists already (another consumer's queue or DLQ): create or refuse.
+        if consumers.queue_exists(stack.sqs, name):
+            raise CliError(f"a queue named {name} already exists; choose another NAME")
     try:
         queues = consumers.ensure(
             stack.sqs,
             stack.sns,
             stack.topic_arn,
             name=args.name,
-            queue_name=args.name,
-            dlq_name=f"{args.name}-dlq",
+            queue_name=queue_name,
+            dlq_name=dlq_name,
             max_receive_count=args.max_receive_count,
             visibility_timeout=stack.env.visibility_timeout,
             filter_policy=policy,
             filter_scope=args.filter_scope,
         )
     except Exception as exc:
+        # Leave nothing half made: no queue without its subscription, no subscription without its filter.
+        consumers.remove(stack.sqs, stack.sns, stack.topic_arn, queue_name, dlq_name)
         if "FilterPolicy" in str(exc) or "Invalid parameter" in str(exc):
             raise CliError(f"the filter policy was refused: {exc}") from None
         raise
@@ -128,13 +153,15 @@ def cmd_subscribe(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    env = localenv.load()
+    env = localenv.for_cli()
     topo = topology.load(env.stack)
     from fanout.local.runtime import handler_environ
 
     os.environ.update(handler_environ(env, topo))
     from handlers import generator
 
+    if args.sub is not None and not args.sub.strip():
+        raise CliError("--sub must not be empty")
     users = [args.sub] if args.sub else list(topo.generator.users)
     started = time.perf_counter()
     try:
@@ -185,7 +212,7 @@ def cmd_replay(args: argparse.Namespace) -> None:
         os.environ["TOPIC_ARN"] = args.topic_arn
         bucket = args.bucket
     else:
-        env = localenv.load()
+        env = localenv.for_cli()
         topo = topology.load(env.stack)
         from fanout.local.runtime import handler_environ
 
@@ -334,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
         if isinstance(exc, EndpointConnectionError):
-            env = localenv.load()
+            env = localenv.for_cli()
             print(f"fanout: error: no local stack at {env.aws_endpoint}; start it with `make run`", file=sys.stderr)
         elif isinstance(exc, ClientError | BotoCoreError):
             print(f"fanout: error: {exc}", file=sys.stderr)

@@ -103,6 +103,30 @@ def ensure(
     return ConsumerQueues(name, queue_url, dlq_url)
 
 
+def queue_exists(sqs: Any, name: str) -> bool:
+    try:
+        sqs.get_queue_url(QueueName=name)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
+            return False
+        raise
+    return True
+
+
+def remove(sqs: Any, sns: Any, topic_arn: str, queue_name: str, dlq_name: str) -> None:
+    """Undo `ensure` for a consumer: its subscription, queue and DLQ, whichever exist."""
+    for name in (queue_name, dlq_name):
+        if not queue_exists(sqs, name):
+            continue
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        arn = queue_arn(sqs, url)
+        for sub in _sqs_subscriptions(sns, topic_arn):
+            if sub["Endpoint"] == arn:
+                sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+        sqs.delete_queue(QueueUrl=url)
+
+
 def discover(sqs: Any, sns: Any, topic_arn: str) -> dict[str, ConsumerQueues]:
     """Every SQS subscriber of the topic, by consumer name."""
     found: dict[str, ConsumerQueues] = {}

@@ -6,6 +6,7 @@ other ports (FANOUT_PORT / FANOUT_AWS_PORT) finds it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class LocalEnv:
     log_level: str
     generator_schedule: str | None = None
     snapshot_seconds: float = 10.0
+    generator_on: bool = True
 
     @property
     def api_url(self) -> str:
@@ -84,6 +86,9 @@ def load() -> LocalEnv:
     if not every.isdigit() or not 1 <= int(every) <= 3600:
         raise LocalConfigError(f"FANOUT_SNAPSHOT_SECONDS must be seconds from 1 to 3600, got {every!r}")
     state = Path(os.environ.get("FANOUT_STATE_DIR", "").strip() or PROJECT_ROOT / ".fanout")
+    switch = (os.environ.get("FANOUT_GENERATOR", "").strip() or "on").lower()
+    if switch not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise LocalConfigError(f"FANOUT_GENERATOR must be on or off, got {switch!r}")
     return LocalEnv(
         port=port,
         aws_port=aws_port,
@@ -95,4 +100,35 @@ def load() -> LocalEnv:
         log_level=(os.environ.get("FANOUT_LOG_LEVEL", "").strip() or "WARNING").upper(),
         generator_schedule=schedule,
         snapshot_seconds=float(every),
+        generator_on=switch in ("on", "true", "1", "yes"),
     )
+
+
+def for_cli() -> LocalEnv:
+    """The environment plus what the running stack says about itself.
+
+    With only FANOUT_PORT set, the CLI asks the stack (GET /_local/stack) where its emulated
+    AWS endpoint and region are; an explicit FANOUT_AWS_PORT or AWS_REGION always wins.
+    """
+    env = load()
+    if os.environ.get("FANOUT_AWS_PORT", "").strip() and (
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    ):
+        return env
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{env.api_url}/_local/stack", timeout=1) as response:  # noqa: S310 (loopback)
+            info = json.loads(response.read())
+    except (OSError, ValueError):
+        return env  # no stack answering on FANOUT_PORT: keep the defaults, errors will say where we looked
+    changes: dict[str, object] = {}
+    endpoint = str(info.get("aws_endpoint", ""))
+    if not os.environ.get("FANOUT_AWS_PORT", "").strip() and endpoint.rsplit(":", 1)[-1].isdigit():
+        changes["aws_port"] = int(endpoint.rsplit(":", 1)[-1])
+    if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")) and info.get("region"):
+        changes["region"] = str(info["region"])
+    if not os.environ.get("FANOUT_STACK", "").strip() and info.get("stack"):
+        changes["stack"] = str(info["stack"])
+    return dataclasses.replace(env, **changes) if changes else env

@@ -70,7 +70,11 @@ Try it:
 Press Ctrl+C to stop.""",
         flush=True,
     )
-    stop.wait()
+    while not stop.wait(1):
+        if not runtime.healthy():
+            print("fanout: the emulated AWS endpoint stopped unexpectedly; shutting down", file=sys.stderr, flush=True)
+            runtime.stop()
+            return 1
     print("fanout: stopping", flush=True)
     runtime.stop()
     return 0

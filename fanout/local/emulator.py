@@ -54,6 +54,9 @@ class Emulator:
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            # Its own session: a terminal's Ctrl+C reaches only the runtime, which stops moto itself after
+            # the final snapshot. PR_SET_PDEATHSIG still ends it if the runtime dies.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -67,7 +70,10 @@ class Emulator:
         self.stop()
         raise EmulatorError(f"moto server did not answer on {self.url} within {timeout:.0f} s")
 
-    def stop(self, timeout: float = 3) -> None:
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 1.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.terminate()
@@ -75,4 +81,4 @@ class Emulator:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait(2)
+            self.proc.wait(1)

@@ -12,6 +12,7 @@ api handler unauthenticated, as the `ANY` fallback routes do on AWS, so it answe
 from __future__ import annotations
 
 import base64
+import contextlib
 import fnmatch
 import json
 import logging
@@ -22,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -94,7 +96,9 @@ class Gateway:
         jwt_secret: str,
         web_dir: Path | None,
         ready: Callable[[], bool] = lambda: True,
+        info: dict[str, str] | None = None,
     ) -> None:
+        self.info = info or {}
         self.region = region
         self.authorizer = authorizer
         self.api = api
@@ -136,11 +140,16 @@ class Gateway:
             if str(exc) == "Unauthorized":
                 return None
             raise
-        if self.cache_ttl:
+        # Cached for the TTL like API Gateway, but never past the token's own expiry.
+        ttl = self.cache_ttl
+        exp = (answer.get("context") or {}).get("exp")
+        if exp is not None:
+            ttl = min(ttl, float(exp) - time.time())
+        if ttl > 0:
             with self._cache_lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
-                self._cache[token] = CachedPolicy(answer, now + self.cache_ttl)
+                self._cache[token] = CachedPolicy(answer, now + ttl)
         return answer
 
 
@@ -201,21 +210,59 @@ class _RequestHandler(BaseHTTPRequestHandler):
             log.exception("gateway error on %s %s", self.command, self.path)
             self._json(500, {"message": "Internal server error"})
 
-    def _route(self) -> None:
-        url = urlsplit(self.path)
-        path = unquote(url.path) or "/"
-        body = self._read_body()
-        if body is None:
-            return
-        if path == "/healthz" and self.command in ("GET", "HEAD"):
-            ok = self.gw.ready()
-            self._json(200 if ok else 503, {"status": "ok" if ok else "starting"})
-            return
-        if path == "/config.json" and self.command in ("GET", "HEAD"):
-            self._json(200, {"mode": "local"}, {"Cache-Control": "no-store"})
-            return
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own errors (bad request line, oversized headers, unknown method) as JSON too."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # the client may already be gone
+            self._json(code, {"message": message or HTTPStatus(code).phrase})
+
+    def _path(self, raw: str) -> str | None:
+        """The decoded path (UTF-8, percent-escapes resolved, one trailing slash dropped), or None if invalid."""
+        try:
+            # http.server reads the request line as Latin-1; the bytes on the wire are UTF-8.
+            path = unquote(raw.encode("latin-1").decode("utf-8"), errors="strict")
+        except (UnicodeError, ValueError):
+            return None
+        if "\x00" in path:
+            return None
+        return path.rstrip("/") if len(path) > 1 and path.endswith("/") else path or "/"
+
+    def _fixed(self, path: str, body: bytes) -> bool:
+        """Local-only endpoints; True when answered."""
+        local: dict[str, Callable[[bytes], None]] = {
+            "/healthz": lambda _: self._health(),
+            "/config.json": lambda _: self._json(200, {"mode": "local"}, {"Cache-Control": "no-store"}),
+            "/_local/stack": lambda _: self._json(200, self.gw.info, {"Cache-Control": "no-store"}),
+        }
         if path == "/_local/token":
             self._local_token(body)
+            return True
+        if path not in local:
+            return False
+        if self.command not in ("GET", "HEAD"):
+            self._json(405, {"message": f"method {self.command} not allowed on {path}"}, {"Allow": "GET, HEAD"})
+            return True
+        local[path](b"")
+        return True
+
+    def _health(self) -> None:
+        ok = self.gw.ready()
+        self._json(200 if ok else 503, {"status": "ok" if ok else "unavailable"})
+
+    def _route(self) -> None:
+        url = urlsplit(self.path)
+        if len(self.headers.get_all("Content-Length") or []) > 1:
+            # Two lengths make the body boundary ambiguous (request smuggling): refuse.
+            self.close_connection = True
+            self._json(400, {"message": "more than one Content-Length header"})
+            return
+        path = self._path(url.path)
+        if path is None:
+            self.close_connection = True
+            self._json(400, {"message": "the request path is not valid UTF-8"})
+            return
+        body = self._read_body()
+        if body is None or self._fixed(path, body):
             return
         resource = match_resource(self.command, path)
         if resource is None and self.command in ("GET", "HEAD") and self._static(path):
@@ -228,7 +275,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         try:
             doc = json.loads(body or b"{}")
-            sub = doc.get("sub", "") if isinstance(doc, dict) else ""
+            if not isinstance(doc, dict):
+                raise ValueError('body must be a JSON object like {"sub": "alice"}')
+            sub = doc.get("sub", "")
             roles = doc.get("roles", list(tokens.ROLES))
             if not isinstance(sub, str) or not isinstance(roles, list):
                 raise ValueError("sub must be a string and roles a list")
@@ -242,10 +291,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         root = self.gw.web_dir
         if root is None:
             return False
-        target = (root / (path.lstrip("/") or "index.html")).resolve()
-        if target.is_dir():
-            target = target / "index.html"
-        if not target.is_relative_to(root) or not target.is_file():
+        try:
+            target = (root / (path.lstrip("/") or "index.html")).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_relative_to(root) or not target.is_file():
+                return False
+        except (OSError, ValueError):
             return False
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):

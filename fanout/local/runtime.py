@@ -93,6 +93,9 @@ class Runtime:
             cache_ttl=self.topo.auth.cache_ttl_seconds,
             jwt_secret=self.env.jwt_secret,
             web_dir=PROJECT_ROOT / "web",
+            ready=self.healthy,
+            # What `fanout` asks for (GET /_local/stack) when only FANOUT_PORT points it at this stack.
+            info={"aws_endpoint": self.env.aws_endpoint, "region": self.env.region, "stack": self.env.stack},
         )
         self.gateway.start()
 
@@ -123,7 +126,7 @@ class Runtime:
 
     def _start_scheduler(self) -> None:
         gen = self.topo.generator
-        if not gen.enabled or os.environ.get("FANOUT_GENERATOR", "on").lower() in ("off", "0", "false"):
+        if not gen.enabled or not self.env.generator_on:
             return
         generator = load_handler("handlers.generator:handler")
         # FANOUT_GENERATOR_SCHEDULE (e.g. "rate(2 seconds)") lets tests and demos see runs within seconds.
@@ -139,7 +142,11 @@ class Runtime:
         scheduler.start()
         self.threads.append(scheduler)
 
-    def stop(self, timeout: float = 1.5, snapshot_budget: float = 1.5) -> None:
+    def healthy(self) -> bool:
+        """Ready to serve: started, and the emulated AWS endpoint still running."""
+        return self.gateway is not None and self.emulator is not None and self.emulator.alive()
+
+    def stop(self, timeout: float = 1.0, snapshot_budget: float = 1.5) -> None:
         """Stop everything; the contract allows 5 s from the signal, so each step has a share of it."""
         self.stop_event.set()
         if self.gateway:
