@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import policies
+from infra.components.buckets import private_bucket
 from infra.context import AwsContext
 from infra.settings import Settings
 
@@ -36,40 +37,17 @@ class EventArchive(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self._key_arn = key_arn
         # S3 names are global: a generated suffix; the handler learns the name from ARCHIVE_BUCKET.
-        self.bucket = aws.s3.Bucket(
-            f"{name}-bucket",
+        private = private_bucket(
+            name,
             bucket_prefix=f"{settings.topology.archive_bucket_name}-",
             force_destroy=not settings.production,
+            kms_key_arn=key_arn,
             opts=child,
         )
-        self.public_access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-private",
-            bucket=self.bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        self.ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=self.bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
-        )
-        self.encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=self.bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="aws:kms", kms_master_key_id=key_arn
-                    ),
-                    bucket_key_enabled=True,
-                )
-            ],
-            opts=child,
-        )
+        self.bucket = private.bucket
+        self.public_access_block = private.public_access_block
+        self.ownership = private.ownership
+        self.encryption = private.encryption
         self.lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=self.bucket.id,

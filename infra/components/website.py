@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import policies
+from infra.components.buckets import private_bucket
 from infra.paths import WEB
 from infra.settings import Settings
 
@@ -72,37 +73,14 @@ class WebSite(pulumi.ComponentResource):
         self._name = name
         child = pulumi.ResourceOptions(parent=self)
         prefix = settings.prefix
-        self.bucket = aws.s3.Bucket(
-            f"{name}-bucket", bucket_prefix=f"{prefix}-web-", force_destroy=not settings.production, opts=child
-        )
-        self.public_access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-bucket-private",
-            bucket=self.bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        self.ownership = aws.s3.BucketOwnershipControls(
-            f"{name}-bucket-ownership",
-            bucket=self.bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
-        )
         # SSE-S3: CloudFront's OAC reads it without a key policy; the files are public via the CDN anyway.
-        self.encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-bucket-encryption",
-            bucket=self.bucket.id,
-            rules=[
-                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    )
-                )
-            ],
-            opts=child,
+        private = private_bucket(
+            name, bucket_prefix=f"{prefix}-web-", force_destroy=not settings.production, opts=child
         )
+        self.bucket = private.bucket
+        self.public_access_block = private.public_access_block
+        self.ownership = private.ownership
+        self.encryption = private.encryption
         self.origin_access_control = aws.cloudfront.OriginAccessControl(
             f"{name}-oac",
             name=f"{prefix}-web",
