@@ -215,7 +215,9 @@ def openapi() -> Response[dict[str, Any]]:
     return _answer(200, document(app))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+# log_event=False always: the event carries the Authorization header, and POWERTOOLS_LOGGER_LOG_EVENT=true
+# (a debugging switch) must not put tokens in the logs.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
