@@ -108,10 +108,7 @@ def run(events: int, clients: int, counter: CallCounter) -> dict[str, Any]:
     from fanout.localenv import load
 
     invocations = Invocations()
-    real_load = runtime_module.load_handler
-    runtime_module.load_handler = lambda spec: invocations.wrap(  # type: ignore[assignment]
-        spec.split(":")[0].rsplit(".", 1)[-1], real_load(spec)
-    )
+    restore = _instrument_handlers(runtime_module, invocations)
     counter.install()
     env = load()
     topo = topology.load(env.stack)
@@ -126,7 +123,7 @@ def run(events: int, clients: int, counter: CallCounter) -> dict[str, Any]:
         baseline = _baseline(rt, env, topo, events, clients)
         seed_put_ms = _put_item_ms(env, topo)
     finally:
-        runtime_module.load_handler = real_load
+        restore()
         counter.uninstall()
         rt.stop()
     return {
@@ -135,6 +132,30 @@ def run(events: int, clients: int, counter: CallCounter) -> dict[str, Any]:
         "ratio": ours["throughput"] / baseline["throughput"] if baseline["throughput"] else None,
         "seed_put_item_ms": seed_put_ms,
     }
+
+
+def _instrument_handlers(runtime_module: Any, invocations: Invocations) -> Callable[[], None]:
+    """Wrap every handler the runtime loads (shared module or per-environment copy) in the timing wrapper."""
+    from fanout.local import environments
+
+    patched: list[tuple[Any, str, Any]] = []
+    for module in (runtime_module, environments):
+        for name in ("load_handler", "new_environment"):
+            real = getattr(module, name, None)
+            if real is None:
+                continue
+
+            def wrapped(spec: str, _real: Any = real) -> Any:
+                return invocations.wrap(spec.split(":")[0].rsplit(".", 1)[-1], _real(spec))
+
+            patched.append((module, name, real))
+            setattr(module, name, wrapped)
+
+    def restore() -> None:
+        for module, name, real in patched:
+            setattr(module, name, real)
+
+    return restore
 
 
 def _tokens(users: list[str]) -> list[str]:
