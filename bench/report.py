@@ -110,7 +110,8 @@ def _cost(c: dict[str, Any]) -> list[str]:
 
 
 def _coldstart(c: dict[str, Any]) -> list[str]:
-    lines = [f"3. Cold start proxy: median of {c['runs']} fresh processes, import + clients (tracing on, as deployed)"]
+    sdk = "X-Ray SDK on (fanout:tracingSdk)" if c["tracing"] else "X-Ray SDK off, as deployed by default"
+    lines = [f"3. Cold start proxy: median of {c['runs']} fresh processes, import + clients ({sdk})"]
     rows = []
     for module, h in c["handlers"].items():
         rows.append(

@@ -110,6 +110,8 @@ class LambdaFunction(pulumi.ComponentResource):
             "POWERTOOLS_SERVICE_NAME": spec.short_name,
             "POWERTOOLS_METRICS_NAMESPACE": "fanout",
             "POWERTOOLS_LOG_LEVEL": settings.log_level,
+            # Powertools Tracer loads the X-Ray SDK only when asked (fanout:tracingSdk) for subsegments.
+            "POWERTOOLS_TRACE_DISABLED": "false" if settings.tracing_sdk else "true",
             **spec.environment,
         }
         self.function = aws.lambda_.Function(

@@ -38,6 +38,7 @@ def variant_config() -> dict:
     config["alarms"] = True
     config["alarmEmail"] = "ops@example.com"
     config["logRetentionDays"] = 30
+    config["tracingSdk"] = True
     return config
 
 

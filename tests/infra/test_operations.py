@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pulumi
 
-COMMON_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+COMMON_ENV = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_TRACE_DISABLED",
+}
 EXPECTED_ENV = {
     "authorizer": {"JWT_ALGORITHMS", "ROLES_CLAIM"},  # plus the JWKS/issuer/audience or secret variables
     "api": {"TOPIC_ARN", "TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "CURSOR_SECRET"},
@@ -87,6 +92,8 @@ def test_function_environments_are_exactly_what_the_handlers_read(any_stack):
                 assert set(env) == expected, (name, sorted(env))
             assert env["POWERTOOLS_METRICS_NAMESPACE"] == "fanout"
             assert env["POWERTOOLS_SERVICE_NAME"] == name
+            # The X-Ray SDK (~210 ms of cold start) only when the stack asks for subsegments.
+            assert env["POWERTOOLS_TRACE_DISABLED"] == ("false" if any_stack.settings.tracing_sdk else "true")
 
     return pulumi.Output.all(
         *[
