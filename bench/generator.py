@@ -1,7 +1,7 @@
 """Benchmark against a running local stack: generator publish rate, archive objects per 1,000 events.
 
     make run                                   # in one terminal (FANOUT_GENERATOR=off keeps it quiet)
-    .venv/bin/python -m fanout.bench --count 1000
+    .venv/bin/python -m bench.generator --count 1000
 
 Prints figures; asserts nothing (a figure lives in a benchmark, never in a timed test).
 """
@@ -29,7 +29,7 @@ def _archived(s3: Any, bucket: str, skip: set[str]) -> tuple[set[str], set[str]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fanout.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.generator", description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for the archive to catch up")
     args = p.parse_args(argv)
