@@ -116,7 +116,8 @@ class Topology:
         raise KeyError(name)
 
 
-def _int(raw: dict[str, Any], key: str, default: int, lo: int, hi: int, where: str) -> int:
+def config_int(raw: dict[str, Any], key: str, default: int, lo: int, hi: int, where: str) -> int:
+    """An integer config value within [lo, hi]; the error names the key (booleans are not integers)."""
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise TopologyError(f"{where}.{key} must be an integer from {lo} to {hi}, got {value!r}")
@@ -148,9 +149,9 @@ def _consumer(raw: Any, index: int) -> Consumer:
     handler = raw.get("handler")
     if handler is not None and (not isinstance(handler, str) or not re.match(r"^handlers\.\w+:\w+$", handler)):
         raise TopologyError(f"{where}.handler must look like 'handlers.module:function', got {handler!r}")
-    window = _int(raw, "batchingWindowSeconds", 0, 0, 300, where)
+    window = config_int(raw, "batchingWindowSeconds", 0, 0, 300, where)
     # SQS event source mappings take more than 10 records only with a batching window.
-    batch = _int(raw, "batchSize", 10, 1, 100 if window else 10, where)
+    batch = config_int(raw, "batchSize", 10, 1, 100 if window else 10, where)
     policy = raw.get("filterPolicy")
     if policy is not None and not isinstance(policy, dict):
         raise TopologyError(f"{where}.filterPolicy must be a mapping")
@@ -165,10 +166,10 @@ def _consumer(raw: Any, index: int) -> Consumer:
         handler=handler,
         batch_size=batch,
         batching_window_seconds=window,
-        max_receive_count=_int(raw, "maxReceiveCount", 3, 1, 1000, where),
-        timeout_seconds=_int(raw, "timeoutSeconds", 30, 1, 900, where),
-        memory_mb=_int(raw, "memoryMb", 256, 128, 10240, where),
-        max_concurrency=_int(raw, "maxConcurrency", 2, 2, 1000, where),
+        max_receive_count=config_int(raw, "maxReceiveCount", 3, 1, 1000, where),
+        timeout_seconds=config_int(raw, "timeoutSeconds", 30, 1, 900, where),
+        memory_mb=config_int(raw, "memoryMb", 256, 128, 10240, where),
+        max_concurrency=config_int(raw, "maxConcurrency", 2, 2, 1000, where),
         filter_policy=policy,
         filter_policy_scope=scope,
         environment=dict(env),
@@ -213,7 +214,7 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
         enabled=bool(gen.get("enabled", True)),
         schedule=schedule,
         users=tuple(users),
-        count_per_run=_int(gen, "countPerRun", 5, 1, 1000, f"{NAMESPACE}:generator"),
+        count_per_run=config_int(gen, "countPerRun", 5, 1, 1000, f"{NAMESPACE}:generator"),
     )
 
     tok = config.get("token", {}) or {}
@@ -232,7 +233,7 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
         issuer=tok.get("issuer"),
         audience=tok.get("audience"),
         roles_claim=tok.get("rolesClaim", Auth.roles_claim),
-        cache_ttl_seconds=_int(tok, "cacheTtlSeconds", 300, 0, 3600, f"{NAMESPACE}:token"),
+        cache_ttl_seconds=config_int(tok, "cacheTtlSeconds", 300, 0, 3600, f"{NAMESPACE}:token"),
     )
     return Topology(stack, prefix, tuple(consumers), generator, auth, raw=dict(config))
 

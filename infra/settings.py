@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from fanout.topology import NAMESPACE, Topology, TopologyError, from_config
+from fanout.topology import NAMESPACE, Topology, TopologyError, config_int, from_config
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922)
@@ -116,13 +116,6 @@ def _bool(raw: dict[str, Any], key: str, default: bool, parent: str = "") -> boo
     return value
 
 
-def _int(raw: dict[str, Any], key: str, default: int, lo: int, hi: int, where: str) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise TopologyError(f"{where}.{key} must be an integer from {lo} to {hi}, got {value!r}")
-    return value
-
-
 def _mapping(raw: dict[str, Any], key: str) -> dict[str, Any]:
     value = raw.get(key) or {}
     if not isinstance(value, dict):
@@ -136,7 +129,7 @@ def _throttle(raw: Any, where: str, default: Throttle) -> Throttle:
     rate = raw.get("rateLimit", default.rate_limit)
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 10_000:
         raise TopologyError(f"{where}.rateLimit must be a number from 0 (exclusive) to 10000, got {rate!r}")
-    return Throttle(float(rate), _int(raw, "burstLimit", default.burst_limit, 1, 5000, where))
+    return Throttle(float(rate), config_int(raw, "burstLimit", default.burst_limit, 1, 5000, where))
 
 
 def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
@@ -169,9 +162,9 @@ def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
     th = _mapping(raw, "alarmThresholds")
     where = _key("alarmThresholds")
     thresholds = AlarmThresholds(
-        api_5xx_per_5min=_int(th, "api5xxPer5Min", 5, 1, 100_000, where),
-        api_latency_p99_ms=_int(th, "apiLatencyP99Ms", 2000, 50, 29_000, where),
-        backlog_age_seconds=_int(th, "backlogAgeSeconds", 300, 60, 1_209_600, where),
+        api_5xx_per_5min=config_int(th, "api5xxPer5Min", 5, 1, 100_000, where),
+        api_latency_p99_ms=config_int(th, "apiLatencyP99Ms", 2000, 50, 29_000, where),
+        backlog_age_seconds=config_int(th, "backlogAgeSeconds", 300, 60, 1_209_600, where),
     )
 
     vpc = _mapping(raw, "vpc")
@@ -181,7 +174,7 @@ def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
     network = Network(
         enabled=_bool(vpc, "enabled", False, "vpc."),
         cidr=cidr,
-        az_count=_int(vpc, "azCount", 2, 2, 3, _key("vpc")),
+        az_count=config_int(vpc, "azCount", 2, 2, 3, _key("vpc")),
     )
 
     identity = _identity(_mapping(raw, "identity"), topology, production)
@@ -206,7 +199,7 @@ def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
         thresholds=thresholds,
         network=network,
         identity=identity,
-        archive_retention_days=_int(raw, "archiveRetentionDays", 90 if production else 7, 1, 3650, NAMESPACE),
+        archive_retention_days=config_int(raw, "archiveRetentionDays", 90 if production else 7, 1, 3650, NAMESPACE),
         api_stage_name=stage,
         manage_api_gateway_account=_bool(raw, "manageApiGatewayAccount", True),
         deletion_protection=_bool(raw, "deletionProtection", production),
