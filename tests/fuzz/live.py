@@ -7,16 +7,11 @@ Every token a test sends is registered here so the scan knows what must never ap
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.support.stack import ROOT, SECRET, Stack, stack_env
+from tests.support.stack import SECRET, Stack, launch, stop
 
 TOKENS_SENT: set[str] = set()
 _STACK: Stack | None = None
@@ -35,48 +30,18 @@ def shared_stack(config: pytest.Config, tmp_root: Path) -> Stack:
         return _STACK
     state = tmp_root / "state"
     state.mkdir(parents=True, exist_ok=True)
-    env = stack_env(state, FANOUT_VISIBILITY_TIMEOUT="1", FANOUT_LOG_LEVEL="DEBUG")
     log = (tmp_root / LOG_NAME).open("w", encoding="utf-8")
-    proc = subprocess.Popen(
-        ["make", "--no-print-directory", "-s", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    stack = Stack(
-        api_url=f"http://127.0.0.1:{env['FANOUT_PORT']}",
-        aws_endpoint=f"http://127.0.0.1:{env['FANOUT_AWS_PORT']}",
-        env=env,
-        proc=proc,
-        state_dir=state,
-    )
+    try:
+        stack = launch(state, stdout=log, timeout=90, FANOUT_VISIBILITY_TIMEOUT="1", FANOUT_LOG_LEVEL="DEBUG")
+    except RuntimeError as exc:
+        log.close()
+        raise RuntimeError(f"{exc}: {(tmp_root / LOG_NAME).read_text()[-2000:]}") from None
 
-    def stop() -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+    def cleanup() -> None:
+        stop(stack)
         log.close()
 
-    config.add_cleanup(stop)
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"make run exited with {proc.returncode}: {(tmp_root / LOG_NAME).read_text()[-2000:]}")
-        try:
-            if requests.get(f"{stack.api_url}/healthz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the local stack did not become healthy in time")
-        time.sleep(0.2)
+    config.add_cleanup(cleanup)
     _STACK = stack
     stack.output.append(str(tmp_root / LOG_NAME))  # where the log file is
     return stack

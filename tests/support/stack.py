@@ -75,14 +75,14 @@ def stack_env(state_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def running_stack(state_dir: Path, timeout: float = 60, **extra: str) -> Iterator[Stack]:
+def launch(state_dir: Path, *, stdout: Any = subprocess.PIPE, timeout: float = 60, **extra: str) -> Stack:
+    """Start `make run` on free ports and wait until /healthz answers; the caller stops it with stop()."""
     env = stack_env(state_dir, **extra)
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "-s", "run"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
@@ -98,17 +98,25 @@ def running_stack(state_dir: Path, timeout: float = 60, **extra: str) -> Iterato
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"make run exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
-                )
+                said = proc.stdout.read() if proc.stdout else "(see its output file)"
+                raise RuntimeError(f"make run exited with {proc.returncode}: {said}")
             try:
                 if requests.get(f"{stack.api_url}/healthz", timeout=1).status_code == 200:
-                    break
+                    return stack
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("the local stack did not become healthy in time")
             time.sleep(0.2)
+    except BaseException:
+        stop(stack)
+        raise
+
+
+@contextlib.contextmanager
+def running_stack(state_dir: Path, timeout: float = 60, **extra: str) -> Iterator[Stack]:
+    stack = launch(state_dir, timeout=timeout, **extra)
+    try:
         yield stack
     finally:
         stop(stack)
