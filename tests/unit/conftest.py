@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from unit_support import ENV, REGION, Aws  # noqa: E402
+from unit_support import BUCKET, ENV, REGION, Aws  # noqa: E402
 
 from handlers.core import clients, settings  # noqa: E402
 
@@ -208,3 +208,12 @@ def aws() -> Iterator[Aws]:
             topic_queue_url=topic_queue,
             bus_queue_url=bus_queue,
         )
+
+
+@pytest.fixture
+def s3(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The archive consumer's bucket, named to it through ARCHIVE_BUCKET."""
+    client = boto3.client("s3", region_name=REGION)
+    client.create_bucket(Bucket=BUCKET)
+    monkeypatch.setenv("ARCHIVE_BUCKET", BUCKET)
+    return client

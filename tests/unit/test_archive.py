@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from unit_support import Aws, assert_valid, failures, sqs_event, sqs_record
+from unit_support import BUCKET, Aws, assert_valid, failures, sqs_event, sqs_record
 
 from handlers import archive
 from handlers.core import archive as layout
 from handlers.core import clients, events
-
-BUCKET = "fanout-unit-archive"
 
 
 def event(user: str = "alice", time: str | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -26,14 +23,6 @@ def event(user: str = "alice", time: str | None = None, **kwargs: Any) -> dict[s
         time=time,
         **kwargs,
     )
-
-
-@pytest.fixture
-def s3(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
-    client = boto3.client("s3", region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    monkeypatch.setenv("ARCHIVE_BUCKET", BUCKET)
-    return client
 
 
 def objects(s3: Any) -> dict[str, list[dict[str, Any]]]:

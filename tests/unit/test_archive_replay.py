@@ -6,15 +6,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
-from unit_support import Aws, sqs_event
+from unit_support import BUCKET, Aws, sqs_event
 
 from fanout import replay
 from handlers import archive, generator
 from handlers.core import events, publisher
-
-BUCKET = "fanout-unit-archive"
 
 
 def at(text: str) -> datetime:
@@ -26,14 +23,6 @@ def event(time: str, event_type: str = events.GENERATED) -> dict[str, Any]:
     if event_type == events.PERSISTED:
         data = {"id": "01JDQ8Z3X4M5N6P7Q8R9S0T1V2", **data, "createdAt": time}
     return events.build(event_type, source="fanout.test", subject="alice", data=data, time=time)
-
-
-@pytest.fixture
-def s3(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
-    client = boto3.client("s3", region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    monkeypatch.setenv("ARCHIVE_BUCKET", BUCKET)
-    return client
 
 
 def archive_batches(context: Any, *batches: list[dict[str, Any]]) -> None:

@@ -15,6 +15,7 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
 REGION = "us-east-1"
+BUCKET = "fanout-unit-archive"  # the archive consumer's bucket in unit tests
 JWT_SECRET = "unit-test-jwt-secret-that-is-long-enough-for-hs256"
 ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
