@@ -140,16 +140,13 @@ class Gateway:
             if str(exc) == "Unauthorized":
                 return None
             raise
-        # Cached for the TTL like API Gateway, but never past the token's own expiry.
-        ttl = self.cache_ttl
-        exp = (answer.get("context") or {}).get("exp")
-        if exp is not None:
-            ttl = min(ttl, float(exp) - time.time())
-        if ttl > 0:
+        # Cached for the TTL even past the token's exp, exactly as API Gateway does: the api handler
+        # refuses an expired token from the context's exp, on AWS and here alike.
+        if self.cache_ttl:
             with self._cache_lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
-                self._cache[token] = CachedPolicy(answer, now + ttl)
+                self._cache[token] = CachedPolicy(answer, now + self.cache_ttl)
         return answer
 
 
