@@ -52,12 +52,15 @@ class Stack:
     def consumers(self) -> dict[str, consumers.ConsumerQueues]:
         return consumers.discover(self.sqs, self.sns, self.topic_arn)
 
-    def consumer(self, name: str) -> consumers.ConsumerQueues:
+    def consumer_with_dlq(self, name: str) -> tuple[str, str]:
+        """(queue URL, DLQ URL) of a consumer, or a one-line error naming what is missing."""
         found = self.consumers()
         if name not in found:
             known = ", ".join(sorted(found)) or "none"
             raise CliError(f"no consumer named {name!r} (consumers: {known})")
-        return found[name]
+        if not found[name].dlq_url:
+            raise CliError(f"consumer {name!r} has no DLQ")
+        return found[name].queue_url, str(found[name].dlq_url)
 
 
 def cmd_token(args: argparse.Namespace) -> None:
@@ -255,14 +258,12 @@ def _summary(message: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_dlq_show(args: argparse.Namespace) -> None:
     stack = Stack()
-    q = stack.consumer(args.consumer)
-    if not q.dlq_url:
-        raise CliError(f"consumer {args.consumer!r} has no DLQ")
-    messages = [_summary(m) for m in consumers.peek(stack.sqs, q.dlq_url)]
+    _, dlq_url = stack.consumer_with_dlq(args.consumer)
+    messages = [_summary(m) for m in consumers.peek(stack.sqs, dlq_url)]
     if args.json:
         print(json.dumps(messages, indent=2, ensure_ascii=False))
         return
-    print(f"{len(messages)} messages in {q.dlq_url}")
+    print(f"{len(messages)} messages in {dlq_url}")
     for m in messages:
         body = m["body"]
         what = (
@@ -275,10 +276,8 @@ def cmd_dlq_show(args: argparse.Namespace) -> None:
 
 def cmd_dlq_redrive(args: argparse.Namespace) -> None:
     stack = Stack()
-    q = stack.consumer(args.consumer)
-    if not q.dlq_url:
-        raise CliError(f"consumer {args.consumer!r} has no DLQ")
-    moved = consumers.redrive(stack.sqs, q.dlq_url, q.queue_url)
+    queue_url, dlq_url = stack.consumer_with_dlq(args.consumer)
+    moved = consumers.redrive(stack.sqs, dlq_url, queue_url)
     print(f"{moved} messages moved from {args.consumer}'s DLQ back to its queue")
 
 

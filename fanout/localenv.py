@@ -111,9 +111,9 @@ def for_cli() -> LocalEnv:
     AWS endpoint and region are; an explicit FANOUT_AWS_PORT or AWS_REGION always wins.
     """
     env = load()
-    if os.environ.get("FANOUT_AWS_PORT", "").strip() and (
-        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    ):
+    port_set = bool(os.environ.get("FANOUT_AWS_PORT", "").strip())
+    region_set = bool(os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    if port_set and region_set:
         return env
     import json
     import urllib.request
@@ -125,9 +125,9 @@ def for_cli() -> LocalEnv:
         return env  # no stack answering on FANOUT_PORT: keep the defaults, errors will say where we looked
     changes: dict[str, object] = {}
     endpoint = str(info.get("aws_endpoint", ""))
-    if not os.environ.get("FANOUT_AWS_PORT", "").strip() and endpoint.rsplit(":", 1)[-1].isdigit():
+    if not port_set and endpoint.rsplit(":", 1)[-1].isdigit():
         changes["aws_port"] = int(endpoint.rsplit(":", 1)[-1])
-    if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")) and info.get("region"):
+    if not region_set and info.get("region"):
         changes["region"] = str(info["region"])
     if not os.environ.get("FANOUT_STACK", "").strip() and info.get("stack"):
         changes["stack"] = str(info["stack"])
