@@ -15,6 +15,9 @@ PUT_EVENTS_MAX = 10
 
 def put(batch: list[dict[str, Any]], *, attempts: int = 3, base_delay: float = 0.05) -> set[str]:
     """Put CloudEvents on the bus; returns the ids of events that failed every attempt."""
+    # Once, before any call: a retry resends the same events, it does not make them valid.
+    for event in batch:
+        events.validate(event)
     eb = client("events")
     bus = event_bus_name()
     failed: set[str] = set()
@@ -23,8 +26,6 @@ def put(batch: list[dict[str, Any]], *, attempts: int = 3, base_delay: float = 0
         for attempt in range(attempts):
             if attempt:
                 time.sleep(base_delay * 2**attempt)
-            for event in pending:
-                events.validate(event)
             response = eb.put_events(
                 Entries=[
                     {
