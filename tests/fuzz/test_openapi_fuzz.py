@@ -65,7 +65,12 @@ def test_post_data(stack: Stack, doc: dict[str, Any], data: st.DataObject) -> No
         body = data.draw(S.raw_bodies(), label="body")
     user = _user()
     headers = {"Content-Type": "application/json", **S.token_header(data.draw(st.sampled_from(S.TOKEN_KINDS)), user)}
-    key = data.draw(st.none() | st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=300))
+    # HTTP clients refuse (and servers strip) surrounding whitespace in a header value, so such keys can
+    # never reach the API over HTTP; the unit tests send them to the handler directly.
+    sendable = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=300).filter(
+        lambda k: k == k.strip()
+    )
+    key = data.draw(st.none() | sendable)
     if key is not None:
         headers["Idempotency-Key"] = key
     r = requests.post(f"{stack.api_url}/data", data=body, headers=headers, timeout=30)
