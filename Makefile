@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# npm packages the tests use (the official AsyncAPI JSON Schemas), from package-lock.json.
+NODE_STAMP := node_modules/.package-lock.json
 STACK ?= dev
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
@@ -13,21 +15,27 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
 
-$(STAMP): requirements-dev.lock pyproject.toml
+$(STAMP): requirements-pip.lock requirements-dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fanout needs Python 3.11+")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# ensurepip's pip is old (known CVEs): a pinned, hashed pip installs everything else.
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-pip.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	@touch $@
 
-install: $(STAMP) ## create .venv and install the pinned dependencies
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "the tests need Node.js and npm (for @asyncapi/specs)" >&2; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+install: $(STAMP) $(NODE_STAMP) ## create .venv and install the pinned dependencies (Python and npm)
 
 run: $(STAMP) ## start the whole system locally (emulated AWS + API + web app)
 	exec $(PY) -m fanout.local
 
 test: lint unit infra-test e2e robustness browser ## every check: lint, unit, infra, end-to-end, fault/fuzz/security, browser
 
-lint: $(STAMP) ## ruff format --check and ruff check
+lint: $(STAMP) ## ruff format --check, ruff check and zizmor (GitHub workflows)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
@@ -35,10 +43,10 @@ format: $(STAMP) ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-unit: $(STAMP) ## unit tests (and event contract checks), offline and in-process
+unit: $(STAMP) $(NODE_STAMP) ## unit tests (and event contract checks), offline and in-process
 	$(PYTEST) -q tests/unit $(wildcard tests/contract)
 
-infra-test: $(STAMP) ## Pulumi program tests under mocks
+infra-test: $(STAMP) $(NODE_STAMP) ## Pulumi program tests under mocks
 	@if [ -n "$$(ls tests/infra/test_*.py 2>/dev/null)" ]; then $(PYTEST) -q tests/infra; else echo "no infra tests yet"; fi
 
 e2e: $(STAMP) ## end-to-end tests against a local stack started as a subprocess
@@ -71,7 +79,7 @@ reset: $(STAMP) ## forget the local state kept in .fanout/ (tables, archive, sub
 	$(VENV)/bin/fanout reset
 
 clean: ## remove local state, build output and the virtualenv
-	rm -rf .fanout build dist $(VENV) .pytest_cache .ruff_cache
+	rm -rf .fanout build dist $(VENV) node_modules .pytest_cache .ruff_cache
 
 package: $(STAMP) ## build the Lambda artifacts (handler zip + dependency layer) into build/
 	$(PY) -m infra.package
