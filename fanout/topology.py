@@ -17,6 +17,7 @@ from fanout import PROJECT_ROOT
 NAMESPACE = "fanout"
 CONSUMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
 FILTER_SCOPES = ("MessageAttributes", "MessageBody")
+SOURCES = ("topic", "bus")
 GENERATED_TYPE = "fanout.data.generated.v1"
 PERSISTED_TYPE = "fanout.data.persisted.v1"
 
@@ -40,6 +41,13 @@ class Consumer:
     filter_policy: dict[str, Any] | None = None
     filter_policy_scope: str = "MessageAttributes"
     environment: dict[str, str] = field(default_factory=dict)
+    # Where the queue's messages come from: the SNS topic (raw CloudEvents, filtered by
+    # filter_policy) or the EventBridge bus (EventBridge events whose `detail` is the
+    # CloudEvent, matched by event_pattern).
+    source: str = "topic"
+    event_pattern: dict[str, Any] | None = None
+    # Powertools Idempotency keyed on (consumer, event id), on the idempotency table.
+    idempotent: bool = False
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -140,12 +148,23 @@ def _consumer(raw: Any, index: int) -> Consumer:
         "filterPolicy",
         "filterPolicyScope",
         "environment",
+        "source",
+        "eventPattern",
+        "idempotent",
     }
     if unknown:
         raise TopologyError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
     name = raw.get("name")
     if not isinstance(name, str) or not CONSUMER_NAME.match(name):
         raise TopologyError(f"{where}.name must be 1-60 letters, digits, '-' or '_', got {name!r}")
+    try:
+        return _consumer_fields(raw, name, where)
+    except TopologyError as exc:
+        # Name the consumer too: "fanout:consumers[2]" alone sends the reader counting entries.
+        raise TopologyError(f"consumer {name!r}: {exc}") from None
+
+
+def _consumer_fields(raw: dict[str, Any], name: str, where: str) -> Consumer:
     handler = raw.get("handler")
     if handler is not None and (not isinstance(handler, str) or not re.match(r"^handlers\.\w+:\w+$", handler)):
         raise TopologyError(f"{where}.handler must look like 'handlers.module:function', got {handler!r}")
@@ -161,6 +180,22 @@ def _consumer(raw: Any, index: int) -> Consumer:
     env = raw.get("environment", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise TopologyError(f"{where}.environment must map names to strings")
+    source = raw.get("source", "topic")
+    if source not in SOURCES:
+        raise TopologyError(f"{where}.source must be one of {', '.join(SOURCES)}, got {source!r}")
+    pattern = raw.get("eventPattern")
+    if source == "bus":
+        if pattern is None:
+            raise TopologyError(f"{where}.eventPattern is required with source: bus")
+        check_event_pattern(pattern, f"{where}.eventPattern")
+        for key in ("filterPolicy", "filterPolicyScope"):
+            if key in raw:
+                raise TopologyError(f"{where}.{key} applies to topic consumers; a bus consumer uses eventPattern")
+    elif pattern is not None:
+        raise TopologyError(f"{where}.eventPattern applies to source: bus only; a topic consumer uses filterPolicy")
+    idempotent = raw.get("idempotent", False)
+    if not isinstance(idempotent, bool):
+        raise TopologyError(f"{where}.idempotent must be true or false, got {idempotent!r}")
     return Consumer(
         name=name,
         handler=handler,
@@ -173,7 +208,24 @@ def _consumer(raw: Any, index: int) -> Consumer:
         filter_policy=policy,
         filter_policy_scope=scope,
         environment=dict(env),
+        source=source,
+        event_pattern=pattern,
+        idempotent=idempotent,
     )
+
+
+def check_event_pattern(pattern: Any, where: str) -> None:
+    """Refuse what EventBridge would refuse at PutRule: the pattern is a non-empty mapping whose
+    leaves are non-empty lists (`{"detail-type": ["x"]}`, `{"detail": {"subject": [...]}}`)."""
+    if not isinstance(pattern, dict) or not pattern:
+        raise TopologyError(f"{where} must be a non-empty mapping (EventBridge pattern syntax)")
+    for key, value in pattern.items():
+        if not isinstance(key, str) or not key:
+            raise TopologyError(f"{where} has a key that is not a non-empty string: {key!r}")
+        if isinstance(value, dict):
+            check_event_pattern(value, f"{where}.{key}")
+        elif not isinstance(value, list) or not value:
+            raise TopologyError(f"{where}.{key} must be a non-empty list of values or a nested mapping")
 
 
 DEFAULT_PERSISTER = {
@@ -255,4 +307,8 @@ def read_stack_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
 
 
 def load(stack: str = "dev", root: Path = PROJECT_ROOT) -> Topology:
-    return from_config(stack, read_stack_config(stack, root))
+    config = read_stack_config(stack, root)
+    try:
+        return from_config(stack, config)
+    except TopologyError as exc:
+        raise TopologyError(f"Pulumi.{stack}.yaml: {exc}") from None
