@@ -344,6 +344,10 @@ def parser() -> argparse.ArgumentParser:
     dr = dsub.add_parser("redrive", help="move a consumer's DLQ messages back to its queue")
     dr.add_argument("consumer", metavar="CONSUMER")
     dr.set_defaults(func=cmd_dlq_redrive)
+
+    from fanout import schemas_check  # offline: needs no stack
+
+    schemas_check.register(sub)
     return p
 
 

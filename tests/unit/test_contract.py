@@ -17,10 +17,10 @@ import pytest
 from jsonschema.validators import validator_for
 from unit_support import REGISTRY, SCHEMA_DIR, Aws, assert_valid, call_api, sqs_event
 
+from fanout.schemas_check import BASE_URI, load_dir, narrowing, resolve
 from handlers import archive, generator, persister
 from handlers.core import archive as layout
 from handlers.core import events, schemas, store
-from tests.contract.compat import BASE_URI, load_dir, narrowing, resolve
 
 CONTRACT = Path(__file__).resolve().parents[1] / "contract"
 PUBLISHED = CONTRACT / "published"
