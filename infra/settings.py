@@ -225,6 +225,12 @@ def _identity(raw: dict[str, Any], topology: Topology, production: bool) -> Iden
         raise TopologyError("HS256 tokens are for development stacks only; use cognito or external in production")
     if mode == "external" and not (auth.jwks_url and auth.issuer):
         raise TopologyError(f"{where}.mode external needs {NAMESPACE}:token.jwksUrl and token.issuer")
+    if mode == "external" and not auth.audience:
+        # Without it, a token the issuer signed for any other application (with a roles claim) would pass.
+        raise TopologyError(
+            f"{NAMESPACE}:token.audience is required with {where}.mode external "
+            "(the client id or API identifier your tokens carry in aud)"
+        )
     for key in ("domainPrefix", "clientId", "authorizeUrl", "tokenUrl", "logoutUrl"):
         if key in raw and not isinstance(raw[key], str):
             raise TopologyError(f"{where}.{key} must be a string")

@@ -84,7 +84,14 @@ def test_hs256_is_refused_in_production():
 def test_external_issuer_is_trusted_when_configured():
     s = from_raw(
         "prd",
-        {"token": {"algorithms": ["RS256"], "jwksUrl": "https://idp.example/jwks", "issuer": "https://idp.example/"}},
+        {
+            "token": {
+                "algorithms": ["RS256"],
+                "jwksUrl": "https://idp.example/jwks",
+                "issuer": "https://idp.example/",
+                "audience": "fanout-api",
+            }
+        },
     )
     assert s.identity.mode == "external" and s.identity.api_token == "access_token"
     with pytest.raises(TopologyError, match="apiToken"):
