@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.stack import ROOT, Stack, running_stack, stack_env
+from tests.support.stack import ROOT, Stack, finish_output, running_stack, stack_env
 
 
 def _port_free(port: int) -> bool:
@@ -66,7 +66,7 @@ def test_stops_within_five_seconds_leaving_nothing(tmp_path: Path, sig: signal.S
             stack.proc.send_signal(sig)
         stack.proc.wait(10)
         elapsed = time.monotonic() - started
-        out = stack.proc.stdout.read() if stack.proc.stdout else ""
+        out = finish_output(stack)
     assert elapsed < 5, f"took {elapsed:.1f} s to stop"
     # make re-raises the signal it got once its child has exited cleanly.
     assert stack.proc.returncode in (0, -signal.SIGTERM, -signal.SIGINT, 130, 2), out

@@ -1,7 +1,7 @@
 """One `make run` stack shared by the fuzz and security suites, its output logged to a file.
 
-tests/support/stack.py pipes the stack's output and reads it at the end; at DEBUG level a
-pipe would fill and block the stack, so this launcher writes to a file the log scan reads.
+At DEBUG level the stack logs megabytes; this launcher has them written to a file (nothing to
+drain, nothing held in memory) that the log scan reads.
 Every token a test sends is registered here so the scan knows what must never appear.
 """
 

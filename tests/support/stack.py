@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +35,13 @@ class Stack:
     env: dict[str, str]
     proc: subprocess.Popen[str]
     state_dir: Path
+    # The stack's output, line by line, as the drain thread reads it (or, with stdout=a file, what the caller puts).
     output: list[str] = field(default_factory=list)
+    drain: threading.Thread | None = None
+
+    def text(self) -> str:
+        """All the stack printed so far (the banner, logs, "fanout: stopping")."""
+        return "".join(self.output)
 
     def token(self, sub: str, roles: tuple[str, ...] = ("data.read", "data.write"), ttl: int = 600) -> str:
         now = int(time.time())
@@ -75,8 +82,20 @@ def stack_env(state_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _drain(pipe: Any, lines: list[str]) -> None:
+    # Read for the whole life of the stack: an unread pipe fills at 64 KiB and then every thread of the
+    # stack that logs blocks (a long checkout path in each traceback gets there within a few poison messages).
+    with contextlib.suppress(ValueError, OSError):
+        for line in pipe:
+            lines.append(line)
+
+
 def launch(state_dir: Path, *, stdout: Any = subprocess.PIPE, timeout: float = 60, **extra: str) -> Stack:
-    """Start `make run` on free ports and wait until /healthz answers; the caller stops it with stop()."""
+    """Start `make run` on free ports and wait until /healthz answers; the caller stops it with stop().
+
+    With the default stdout=PIPE a thread drains the output into `Stack.output` as it comes;
+    a caller may pass an open file instead (the kernel then writes it, nothing to drain).
+    """
     env = stack_env(state_dir, **extra)
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "-s", "run"],
@@ -94,11 +113,18 @@ def launch(state_dir: Path, *, stdout: Any = subprocess.PIPE, timeout: float = 6
         proc=proc,
         state_dir=state_dir,
     )
+    if proc.stdout is not None:
+        stack.drain = threading.Thread(
+            target=_drain, args=(proc.stdout, stack.output), name="stack-output", daemon=True
+        )
+        stack.drain.start()
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                said = proc.stdout.read() if proc.stdout else "(see its output file)"
+                if stack.drain is not None:
+                    stack.drain.join(5)
+                said = stack.text() if stack.drain is not None else "(see its output file)"
                 raise RuntimeError(f"make run exited with {proc.returncode}: {said}")
             try:
                 if requests.get(f"{stack.api_url}/healthz", timeout=1).status_code == 200:
@@ -130,7 +156,14 @@ def stop(stack: Stack, timeout: float = 10) -> int | None:
         except subprocess.TimeoutExpired:
             os.killpg(stack.proc.pid, signal.SIGKILL)
             stack.proc.wait(5)
-    if stack.proc.stdout and not stack.proc.stdout.closed:
-        stack.output.append(stack.proc.stdout.read())
-        stack.proc.stdout.close()
+    finish_output(stack)
     return stack.proc.returncode
+
+
+def finish_output(stack: Stack, timeout: float = 5) -> str:
+    """Once the stack has exited: wait for the drain to reach the end of its output, then return all of it."""
+    if stack.drain is not None:
+        stack.drain.join(timeout)
+        if stack.proc.stdout and not stack.drain.is_alive():
+            stack.proc.stdout.close()
+    return stack.text()

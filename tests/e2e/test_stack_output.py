@@ -1,0 +1,46 @@
+"""The harness drains the stack's output for its whole life: a stack that logs megabytes keeps serving."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.e2e.helpers import all_items, post, user, wait_for
+from tests.support.stack import running_stack
+
+PIPE_BUFFER = 64 * 1024  # Linux's default pipe capacity: what an unread stdout fills before writers block
+POISON = 300
+
+
+def test_a_stack_that_logs_far_more_than_a_pipe_holds_keeps_its_data_path(tmp_path: Path) -> None:
+    with running_stack(tmp_path, FANOUT_LOG_LEVEL="DEBUG", FANOUT_VISIBILITY_TIMEOUT="1") as stack:
+        status = json.loads(stack.cli("status", "--json").stdout)
+        queue_url = status["consumers"]["persister"]["queue_url"]
+        sqs = stack.boto("sqs")
+        # Poison messages: each receive logs a traceback at DEBUG, three receives each before the DLQ.
+        for start in range(0, POISON, 10):
+            entries = [{"Id": str(i), "MessageBody": f"not an event {start + i}"} for i in range(10)]
+            assert not sqs.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed")
+        started = time.monotonic()
+        wait_for(lambda: len(stack.text().encode()) > 8 * PIPE_BUFFER, timeout=90, interval=0.5)
+        logged = len(stack.text().encode())
+        # The persister, gateway and api all log; none of them is blocked: a new item still arrives.
+        sub = user()
+        r = post(stack, sub)
+        assert r.status_code == 202, r.text
+        wait_for(lambda: any(i["id"] == r.json()["id"] for i in all_items(stack, sub)), timeout=60, interval=0.5)
+        dlq = status["consumers"]["persister"]["dlq_url"]
+        wait_for(
+            lambda: (
+                int(
+                    sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
+                        "Attributes"
+                    ]["ApproximateNumberOfMessages"]
+                )
+                >= POISON
+            ),
+            timeout=90,
+            interval=1,
+        )
+        print(f"logged {logged} bytes in {time.monotonic() - started:.1f} s; item arrived")
