@@ -38,6 +38,7 @@ test: lint unit infra-test e2e robustness browser ## every check: lint, unit, in
 lint: $(STAMP) ## ruff format --check, ruff check and zizmor (GitHub workflows)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/zizmor --offline .github/workflows
 
 format: $(STAMP) ## ruff format and autofix
 	$(VENV)/bin/ruff format .
