@@ -6,13 +6,17 @@ import time
 
 import jwt
 
+from handlers.core import auth, charset
+
 ROLES = ("data.read", "data.write")
-MAX_TTL = 30 * 24 * 3600
+MAX_TTL = auth.MAX_LIFETIME  # the authorizer refuses any token that lives longer
 
 
 def mint(secret: str, sub: str, roles: tuple[str, ...] | list[str] = ROLES, ttl: int = 3600) -> str:
     if not sub or not sub.strip() or len(sub) > 256:
         raise ValueError("sub must be 1 to 256 characters")
+    if not charset.is_identifier_text(sub):
+        raise ValueError("sub must not contain control, format or surrogate characters")
     if not 1 <= ttl <= MAX_TTL:
         raise ValueError(f"ttl must be from 1 to {MAX_TTL} seconds")
     bad = [r for r in roles if r not in ROLES]

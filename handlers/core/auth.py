@@ -2,21 +2,33 @@
 
 Every check is on: signature, `exp`, `sub`, issuer and audience when configured, and
 an algorithm allow-list (never `none`). No token text is ever logged or put in errors.
+
+Limits (docs/deploy.md "Security"): `exp` must be a finite number at most MAX_LIFETIME (30 days,
+the longest `fanout token --ttl`) ahead, with no skew; `iat` and `nbf` may be up to CLOCK_SKEW
+seconds in the future (an identity provider whose clock runs ahead); `sub` is 1 to 256 characters
+without control, format or surrogate characters. Anything else a signed token carries is a 401,
+never an error.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
+from handlers.core import charset
 from handlers.core.settings import AuthSettings, ConfigurationError
 
 READ = "data.read"
 WRITE = "data.write"
 ASYMMETRIC = {"RS256", "ES256"}
+MAX_LIFETIME = 30 * 24 * 3600
+CLOCK_SKEW = 5
+MAX_SUB = 256
 
 
 class Unauthorized(Exception):
@@ -74,6 +86,45 @@ def _signing_key(token: str, header: dict[str, Any], settings: AuthSettings) -> 
     return jwk.key
 
 
+def _time_claim(claims: dict[str, Any], name: str) -> int | float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    # bool is an int to Python; inf/nan come from JSON's Infinity/NaN, which json.loads accepts.
+    # An int is finite however large (math.isfinite would overflow on 10**400; comparisons do not).
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Unauthorized(f"{name} is not a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Unauthorized(f"{name} is not a finite number")
+    return value
+
+
+def check_times(claims: dict[str, Any], now: float) -> int:
+    """exp (required, no skew, at most MAX_LIFETIME ahead), iat and nbf (CLOCK_SKEW allowed); returns exp."""
+    exp = _time_claim(claims, "exp")
+    if exp is None:
+        raise Unauthorized("exp is missing")
+    if exp <= now:
+        raise Unauthorized("the token has expired")
+    if exp > now + MAX_LIFETIME:
+        raise Unauthorized(f"exp is more than {MAX_LIFETIME // 86400} days away")
+    iat, nbf = _time_claim(claims, "iat"), _time_claim(claims, "nbf")
+    if iat is not None and iat > now + CLOCK_SKEW:
+        raise Unauthorized("the token is issued in the future (iat)")
+    if nbf is not None and nbf > now + CLOCK_SKEW:
+        raise Unauthorized("the token is not yet valid (nbf)")
+    return int(exp)
+
+
+def check_sub(sub: Any) -> str:
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUB:
+        raise Unauthorized(f"sub must be a non-empty string of at most {MAX_SUB} characters")
+    # The sub becomes the event's subject, an SNS attribute, a DynamoDB key and a log field.
+    if not charset.is_identifier_text(sub):
+        raise Unauthorized("sub holds a control, format or surrogate character")
+    return sub
+
+
 def verify(token: str, settings: AuthSettings) -> Principal:
     try:
         header = jwt.get_unverified_header(token)
@@ -84,20 +135,30 @@ def verify(token: str, settings: AuthSettings) -> Principal:
             algorithms=list(settings.algorithms),
             audience=settings.audience,
             issuer=settings.issuer,
-            options={"require": ["exp", "sub"], "verify_aud": settings.audience is not None},
-            # No leeway: the contract answers an expired token with 401, to the second.
-            leeway=0,
+            # The time claims are checked below: PyJWT's leeway would apply to exp as well, and its
+            # int() of them overflows on Infinity.
+            options={
+                "require": ["exp", "sub"],
+                "verify_aud": settings.audience is not None,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"{type(exc).__name__}: {exc}") from None
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.strip() or len(sub) > 256:
-        raise Unauthorized("sub must be a non-empty string of at most 256 characters")
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # Odd shapes PyJWT does not wrap (deeply nested JSON, a header that is not an object...).
+        raise Unauthorized(f"malformed token ({type(exc).__name__})") from None
+    if not isinstance(claims, dict):
+        raise Unauthorized("the payload is not a JSON object")
+    exp = check_times(claims, time.time())
+    sub = check_sub(claims.get("sub"))
     roles = claims.get(settings.roles_claim, [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthorized(f"claim {settings.roles_claim} must be a list of strings")
     # Roles travel to the API comma-joined in the authorizer context, so a comma inside one is refused.
-    return Principal(sub=sub, roles=tuple(r for r in roles if r and "," not in r), exp=int(claims["exp"]))
+    return Principal(sub=sub, roles=tuple(r for r in roles if r and "," not in r), exp=exp)
 
 
 def _api_prefix(method_arn: str) -> str:

@@ -48,7 +48,7 @@ def auth_settings() -> AuthSettings:
     if "HS256" in algorithms and len(algorithms) > 1:
         # A shared secret beside public keys invites algorithm confusion.
         raise ConfigurationError("JWT_ALGORITHMS cannot mix HS256 with asymmetric algorithms")
-    return AuthSettings(
+    settings = AuthSettings(
         algorithms=algorithms,
         secret=_optional("JWT_SECRET"),
         secret_arn=_optional("JWT_SECRET_ARN"),
@@ -57,6 +57,11 @@ def auth_settings() -> AuthSettings:
         audience=_optional("JWT_AUDIENCE"),
         roles_claim=_optional("ROLES_CLAIM") or "Role",
     )
+    if settings.jwks_url and not settings.audience:
+        # An issuer's keys sign tokens for every application it serves; without an audience a token
+        # meant for any of them would be accepted here.
+        raise ConfigurationError("JWKS_URL is set but JWT_AUDIENCE is not: the authorizer needs an audience")
+    return settings
 
 
 @functools.cache
