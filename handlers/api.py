@@ -217,7 +217,8 @@ def openapi() -> Response[dict[str, Any]]:
 
 # log_event=False always: the event carries the Authorization header, and POWERTOOLS_LOGGER_LOG_EVENT=true
 # (a debugging switch) must not put tokens in the logs.
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+# clear_state: no key of the previous invocation (a warm container) reaches this one's lines.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
