@@ -97,8 +97,11 @@ class Gateway:
         web_dir: Path | None,
         ready: Callable[[], bool] = lambda: True,
         info: dict[str, str] | None = None,
+        asyncapi: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.info = info or {}
+        # Called per request: the document follows the topology as it is now (live reload).
+        self.asyncapi = asyncapi
         self.region = region
         self.authorizer = authorizer
         self.api = api
@@ -230,6 +233,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             "/healthz": lambda _: self._health(),
             "/config.json": lambda _: self._json(200, {"mode": "local"}, {"Cache-Control": "no-store"}),
             "/_local/stack": lambda _: self._json(200, self.gw.info, {"Cache-Control": "no-store"}),
+            "/asyncapi.json": lambda _: self._asyncapi(),
         }
         if path == "/_local/token":
             self._local_token(body)
@@ -241,6 +245,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return True
         local[path](b"")
         return True
+
+    def _asyncapi(self) -> None:
+        if self.gw.asyncapi is None:
+            self._json(404, {"message": "no AsyncAPI document on this gateway"})
+            return
+        self._json(200, self.gw.asyncapi(), {"Cache-Control": "no-cache"})
 
     def _health(self) -> None:
         ok = self.gw.ready()

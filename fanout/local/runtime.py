@@ -96,8 +96,22 @@ class Runtime:
             ready=self.healthy,
             # What `fanout` asks for (GET /_local/stack) when only FANOUT_PORT points it at this stack.
             info={"aws_endpoint": self.env.aws_endpoint, "region": self.env.region, "stack": self.env.stack},
+            asyncapi=self.asyncapi_document,
         )
         self.gateway.start()
+
+    def asyncapi_document(self) -> dict[str, Any]:
+        """GET /asyncapi.json: generated from the topology as it is now, with the local stack's ARNs."""
+        from fanout import asyncapi
+        from fanout.localenv import ACCOUNT_ID
+
+        where = asyncapi.Where(
+            region=self.env.region,
+            topic_arn=self.env.topic_arn(self.topo.topic_name),
+            event_bus_arn=f"arn:aws:events:{self.env.region}:{ACCOUNT_ID}:event-bus/{self.topo.event_bus_name}",
+            local_endpoint=self.env.aws_endpoint,
+        )
+        return asyncapi.document(self.topo, where)
 
     def _start_pollers(self, session: Any) -> None:
         from botocore.config import Config
