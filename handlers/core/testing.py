@@ -1,0 +1,110 @@
+"""Test helpers for consumers: typed events in, the Lambda SQS event a queue would deliver out.
+
+    from handlers.core.testing import failures, new_event, sqs_event
+
+    event = new_event(DataGenerated, subject="alice")
+    assert failures(handler(sqs_event(event), context)) == set()
+
+Part of the kit so that a consumer's unit test is a few lines; it imports nothing but the kit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, TypeVar
+
+from handlers.core import events
+from handlers.core.models import CloudEvent, Data, DataGenerated, DataPersisted, Item, as_json
+
+E = TypeVar("E", bound=CloudEvent)
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def new_event(model: type[E], *, subject: str = "alice", data: Any = None, **kwargs: Any) -> E:
+    """A valid event of `model`'s type (built and validated as a producer would), with sample data by default."""
+    from handlers.core.ids import new_id
+
+    # A persisted event carries its item's id, as the persister announces it.
+    event_id = kwargs.pop("event_id", None) or new_id()
+    time_ = kwargs.pop("time", None) or events.utc_now_iso()
+    if data is None:
+        data = _sample(model, event_id, time_)
+    raw = events.build(
+        model.TYPE,
+        source=kwargs.pop("source", "fanout.persister" if model is DataPersisted else "fanout.test"),
+        subject=subject,
+        data=data if isinstance(data, dict) else as_json(data),
+        event_id=event_id,
+        time=time_,
+        **kwargs,
+    )
+    return model.from_dict(raw)
+
+
+def _sample(model: type[CloudEvent], event_id: str, time_: str) -> dict[str, Any]:
+    if model is DataPersisted:
+        return as_json(Item(id=event_id, information_one="one", information_two="two", created_at=time_))
+    return as_json(Data(information_one="one", information_two="two"))
+
+
+def eventbridge_envelope(event: CloudEvent | dict[str, Any]) -> dict[str, Any]:
+    """The event as an EventBridge rule delivers it to an SQS target: the CloudEvent in `detail`."""
+    raw = event.to_dict() if isinstance(event, CloudEvent) else event
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": raw["type"],
+        "source": raw["source"],
+        "account": ACCOUNT,
+        "time": raw["time"][:19] + "Z",
+        "region": REGION,
+        "resources": [],
+        "detail": raw,
+    }
+
+
+def sqs_record(body: str, *, queue: str = "consumer", receive_count: int = 1) -> dict[str, Any]:
+    now = str(int(time.time() * 1000))
+    return {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": "local-" + uuid.uuid4().hex,
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": now,
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": now,
+        },
+        "messageAttributes": {},
+        "md5OfBody": "0",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
+        "awsRegion": REGION,
+    }
+
+
+def sqs_event(*items: CloudEvent | dict[str, Any] | str, bus: bool = False, queue: str = "consumer") -> dict[str, Any]:
+    """A Lambda SQS event with one record per item: typed events, CloudEvent dicts, or raw bodies (str).
+
+    With bus=True each event arrives as a bus consumer's queue holds it (EventBridge envelope).
+    """
+    records = []
+    for item in items:
+        if isinstance(item, str):
+            body = item
+        else:
+            raw = item.to_dict() if isinstance(item, CloudEvent) else item
+            body = json.dumps(eventbridge_envelope(raw) if bus else raw)
+        records.append(sqs_record(body, queue=queue))
+    return {"Records": records}
+
+
+def failures(answer: dict[str, Any]) -> set[str]:
+    """The message ids a handler reported as batch item failures."""
+    return {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+
+
+__all__ = ["DataGenerated", "DataPersisted", "eventbridge_envelope", "failures", "new_event", "sqs_event", "sqs_record"]
