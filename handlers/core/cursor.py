@@ -1,6 +1,6 @@
 """Opaque, tamper-evident pagination cursors bound to the user they were issued to.
 
-A cursor is the last key of a page plus an HMAC over (user, key). A forged or altered
+A cursor is the last key of a page plus an HMAC over (length-prefixed user, key). A forged or altered
 cursor, or one issued to another user, fails verification and is answered with 400.
 """
 
@@ -27,7 +27,10 @@ def _unb64(text: str) -> bytes:
 
 
 def _mac(key: bytes, user: str, payload: str) -> bytes:
-    return hmac.new(key, f"{user}\x00{payload}".encode(), hashlib.sha256).digest()[:16]
+    # Length-prefixed, so no (user, payload) pair signs the same bytes as another, whatever they hold.
+    raw_user = user.encode("utf-8", "surrogatepass")
+    message = len(raw_user).to_bytes(4, "big") + raw_user + payload.encode("utf-8", "surrogatepass")
+    return hmac.new(key, message, hashlib.sha256).digest()[:16]
 
 
 def encode(key: bytes, user: str, last_id: str) -> str:
