@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from handlers.core import events
+from handlers.core import charset, events
 from handlers.core.clients import client
 from handlers.core.settings import event_bus_name
 
@@ -32,7 +31,7 @@ def put(batch: list[dict[str, Any]], *, attempts: int = 3, base_delay: float = 0
                         "EventBusName": bus,
                         "Source": event["source"],
                         "DetailType": event["type"],
-                        "Detail": json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+                        "Detail": charset.sqs_json(event),
                         "Resources": [],
                     }
                     for event in pending

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from typing import Any
 
 # The complement of SQS's allowed set, as characters of a Python str (lone surrogates included).
 _NOT_SQS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -26,3 +28,9 @@ def is_identifier_text(text: str) -> bool:
     """No control character (C0, DEL, C1), no format character (bidi overrides, zero-width), no
     unpaired surrogate, nothing SQS refuses: text that is safe to put in events, logs and terminals."""
     return sqs_safe(text) and not any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in text)
+
+
+def sqs_json(document: Any) -> str:
+    """Compact JSON that every subscriber (SQS above all) can carry: UTF-8 text kept as it is, and
+    only the characters SQS refuses (U+FFFE, U+FFFF, unpaired surrogates) written as escapes."""
+    return escape_json_for_sqs(json.dumps(document, separators=(",", ":"), ensure_ascii=False))

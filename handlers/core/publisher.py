@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from handlers.core import events
+from handlers.core import charset, events
 from handlers.core.clients import client
 from handlers.core.settings import topic_arn
 
@@ -22,7 +21,7 @@ def publish(event: dict[str, Any]) -> str:
     events.validate(event)
     response = client("sns").publish(
         TopicArn=topic_arn(),
-        Message=json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+        Message=charset.sqs_json(event),
         MessageAttributes=events.sns_attributes(event),
     )
     return response["MessageId"]
@@ -45,7 +44,7 @@ def publish_batch(batch: list[dict[str, Any]], *, attempts: int = 4) -> int:
                     {
                         # Entry ids allow only letters, digits, '-' and '_': ULIDs qualify.
                         "Id": e["id"],
-                        "Message": json.dumps(e, separators=(",", ":"), ensure_ascii=False),
+                        "Message": charset.sqs_json(e),
                         "MessageAttributes": events.sns_attributes(e),
                     }
                     for e in pending.values()
