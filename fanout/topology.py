@@ -7,6 +7,7 @@ Config keys live in the `fanout:` namespace, in camelCase as Pulumi config does.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,158 @@ PERSISTED_TYPE = "fanout.data.persisted.v1"
 
 class TopologyError(ValueError):
     """A stack config that cannot describe a valid topology; the message names the key."""
+
+
+# Every top-level `fanout:` key, in this one place: both readers of the config (this module for
+# `make run` and the CLI, infra/settings.py for the Pulumi program) refuse any other key, naming the
+# closest known one, so a typo such as `fanout:consumer` fails instead of being silently ignored.
+# A new key goes here first (and is then parsed where it belongs).
+TOPOLOGY_KEYS = ("prefix", "consumers", "generator", "token", "subscribers")
+# Parsed by infra/settings.py only (AWS settings); the local runtime accepts and ignores them.
+INFRA_KEYS = (
+    "production",
+    "tracingSdk",
+    "logRetentionDays",
+    "logLevel",
+    "throttle",
+    "alarms",
+    "alarmEmail",
+    "alarmThresholds",
+    "vpc",
+    "identity",
+    "archiveRetentionDays",
+    "apiStageName",
+    "manageApiGatewayAccount",
+    "deletionProtection",
+    "pointInTimeRecovery",
+    "priceClass",
+    "reservedConcurrency",
+    "accountConcurrency",
+    "waf",
+    "customDomain",
+)
+KNOWN_KEYS = TOPOLOGY_KEYS + INFRA_KEYS
+CONSUMER_KEYS = (
+    "name",
+    "handler",
+    "batchSize",
+    "batchingWindowSeconds",
+    "maxReceiveCount",
+    "timeoutSeconds",
+    "memoryMb",
+    "maxConcurrency",
+    "filterPolicy",
+    "filterPolicyScope",
+    "environment",
+    "source",
+    "eventPattern",
+    "idempotent",
+)
+GENERATOR_KEYS = ("enabled", "schedule", "users", "countPerRun")
+TOKEN_KEYS = ("algorithms", "jwksUrl", "issuer", "audience", "rolesClaim", "cacheTtlSeconds")
+
+
+def refuse_unknown(keys: Any, known: tuple[str, ...] | list[str], where: str) -> None:
+    """Raise for the first key not in `known`, naming it and the closest known key.
+
+    `where` prefixes the key as the user wrote it: "fanout:" for top-level keys,
+    "fanout:generator." for nested ones.
+    """
+    for key in sorted(str(k) for k in keys if k not in known):
+        close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+        hint = f"did you mean {where}{close[0]}?" if close else "known keys: " + ", ".join(sorted(known))
+        raise TopologyError(f"{where}{key} is not a known key ({hint})")
+
+
+# AWS's limits on the names built from fanout:prefix and consumer names. Checked when the config is
+# read, before any resource is declared, so a long name fails with one line instead of half-way
+# through `pulumi up`. infra/ builds the names the same way (tests/infra checks every one it declares).
+S3_BUCKET_PREFIX_MAX = 37  # bucket_prefix: the 63-character bucket name minus the 26 characters appended
+LAMBDA_NAME_MAX = 64
+SQS_NAME_MAX = 80
+IAM_ROLE_NAME_MAX = 64
+EVENT_RULE_NAME_MAX = 64
+SCHEDULE_NAME_MAX = 64
+COGNITO_DOMAIN_MAX = 63
+ALARM_NAME_MAX = 255
+LOG_GROUP_NAME_MAX = 512
+AUTONAME_SUFFIX = 8  # Pulumi auto-naming appends "-" and 7 random characters to the logical name
+RANDOM_DOMAIN_SUFFIX = 9  # infra/components/identity.py: "-" and 8 random characters
+# The logical name infra/components/consumer.py gives a consumer function's role (auto-named by Pulumi).
+CONSUMER_ROLE_LOGICAL = "consumer-{name}-fn-role"
+# The longest alarm slug built from a consumer name (infra/components/monitoring.py).
+CONSUMER_ALARM_SLUGS = ("{name}-backlog-age", "dlq-{name}-subscription")
+
+
+def prefix_names(prefix: str) -> list[tuple[str, str, int]]:
+    """(what, name, AWS limit) for every name built from the prefix alone."""
+    return [
+        ("S3 bucket prefix of the archive", f"{prefix}-archive-", S3_BUCKET_PREFIX_MAX),
+        ("S3 bucket prefix of the web app", f"{prefix}-web-", S3_BUCKET_PREFIX_MAX),
+        *[(f"Lambda function name ({fn})", f"{prefix}-{fn}", LAMBDA_NAME_MAX) for fn in ("authorizer", "generator")],
+        ("SQS queue name", f"{prefix}-persisted-target-dlq", SQS_NAME_MAX),
+        ("SQS queue name", f"{prefix}-persisted-events-dlq", SQS_NAME_MAX),
+        ("EventBridge Scheduler schedule name", f"{prefix}-generator", SCHEDULE_NAME_MAX),
+        ("EventBridge rule name", f"{prefix}-persisted", EVENT_RULE_NAME_MAX),
+        ("Cognito domain prefix", f"{prefix}-" + "x" * (RANDOM_DOMAIN_SUFFIX - 1), COGNITO_DOMAIN_MAX),
+    ]
+
+
+def consumer_names(
+    prefix: str, name: str, *, handler: bool = True, source: str = "topic"
+) -> list[tuple[str, str, int]]:
+    """(what, name, AWS limit) for every name built from a consumer's name."""
+    queue = f"{prefix}-{name}"
+    found = [
+        ("SQS queue name", queue, SQS_NAME_MAX),
+        ("SQS queue name", f"{queue}-dlq", SQS_NAME_MAX),
+        ("SQS queue name", f"{queue}-sub-dlq", SQS_NAME_MAX),
+    ]
+    if source == "bus":
+        found.append(("EventBridge rule name", queue, EVENT_RULE_NAME_MAX))
+    if handler:
+        found += [
+            ("Lambda function name", queue, LAMBDA_NAME_MAX),
+            ("log group name", f"/aws/lambda/{queue}", LOG_GROUP_NAME_MAX),
+            (
+                "IAM role name",
+                CONSUMER_ROLE_LOGICAL.format(name=name) + "-" + "x" * (AUTONAME_SUFFIX - 1),
+                IAM_ROLE_NAME_MAX,
+            ),
+            *[("alarm name", f"{prefix}-" + slug.format(name=name), ALARM_NAME_MAX) for slug in CONSUMER_ALARM_SLUGS],
+        ]
+    return found
+
+
+def _check_lengths(names: list[tuple[str, str, int]], key: str, value: str) -> None:
+    for what, built, limit in names:
+        if len(built) > limit:
+            raise TopologyError(
+                f"{key} {value!r} is too long: it makes the {what} {built!r} {len(built)} characters, "
+                f"and AWS allows at most {limit}"
+            )
+
+
+def check_prefix(prefix: Any) -> str:
+    """The stack's name prefix, or TopologyError naming fanout:prefix and the limit it breaks."""
+    if not isinstance(prefix, str) or not re.match(r"^[a-z][a-z0-9-]{1,30}$", prefix):
+        raise TopologyError(f"{NAMESPACE}:prefix must be 2-31 lowercase letters, digits or '-', got {prefix!r}")
+    _check_lengths(prefix_names(prefix), f"{NAMESPACE}:prefix", prefix)
+    return prefix
+
+
+def check_consumer_name(
+    prefix: str, name: Any, *, handler: bool = True, source: str = "topic", where: str = "consumer name"
+) -> str:
+    """A consumer name that is valid and fits every AWS name built from it with this prefix.
+
+    Raises TopologyError with one line naming `where`, the name and the limit it breaks. Used for
+    `fanout:consumers` entries and by `fanout new-consumer` before it writes anything.
+    """
+    if not isinstance(name, str) or not CONSUMER_NAME.match(name):
+        raise TopologyError(f"{where} must be 1-60 letters, digits, '-' or '_', got {name!r}")
+    _check_lengths(consumer_names(prefix, name, handler=handler, source=source), where, name)
+    return name
 
 
 @dataclass(frozen=True)
@@ -136,24 +289,7 @@ def _consumer(raw: Any, index: int) -> Consumer:
     where = f"{NAMESPACE}:consumers[{index}]"
     if not isinstance(raw, dict):
         raise TopologyError(f"{where} must be a mapping")
-    unknown = set(raw) - {
-        "name",
-        "handler",
-        "batchSize",
-        "batchingWindowSeconds",
-        "maxReceiveCount",
-        "timeoutSeconds",
-        "memoryMb",
-        "maxConcurrency",
-        "filterPolicy",
-        "filterPolicyScope",
-        "environment",
-        "source",
-        "eventPattern",
-        "idempotent",
-    }
-    if unknown:
-        raise TopologyError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+    refuse_unknown(raw, CONSUMER_KEYS, f"{where}.")
     name = raw.get("name")
     if not isinstance(name, str) or not CONSUMER_NAME.match(name):
         raise TopologyError(f"{where}.name must be 1-60 letters, digits, '-' or '_', got {name!r}")
@@ -237,15 +373,22 @@ DEFAULT_PERSISTER = {
 
 def from_config(stack: str, config: dict[str, Any]) -> Topology:
     """Build the topology from the `fanout:` config of a stack (keys without the namespace)."""
-    prefix = config.get("prefix", f"fanout-{stack}")
-    if not isinstance(prefix, str) or not re.match(r"^[a-z][a-z0-9-]{1,30}$", prefix):
-        raise TopologyError(f"{NAMESPACE}:prefix must be 2-31 lowercase letters, digits or '-', got {prefix!r}")
+    refuse_unknown(config, KNOWN_KEYS, f"{NAMESPACE}:")
+    prefix = check_prefix(config.get("prefix", f"fanout-{stack}"))
     raw_consumers = config.get("consumers", [])
     if not isinstance(raw_consumers, list):
         raise TopologyError(f"{NAMESPACE}:consumers must be a list")
     consumers = [_consumer(c, i) for i, c in enumerate(raw_consumers)]
     if not any(c.name == "persister" for c in consumers):
         consumers.insert(0, _consumer(DEFAULT_PERSISTER, 0))
+    for consumer in consumers:
+        check_consumer_name(
+            prefix,
+            consumer.name,
+            handler=consumer.handler is not None,
+            source=consumer.source,
+            where=f"{NAMESPACE}:consumers name",
+        )
     names = [c.name for c in consumers]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -254,6 +397,7 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
     gen = config.get("generator", {}) or {}
     if not isinstance(gen, dict):
         raise TopologyError(f"{NAMESPACE}:generator must be a mapping")
+    refuse_unknown(gen, GENERATOR_KEYS, f"{NAMESPACE}:generator.")
     users = gen.get("users", list(Generator.users))
     if not isinstance(users, list) or not users or not all(isinstance(u, str) and u for u in users):
         raise TopologyError(f"{NAMESPACE}:generator.users must be a non-empty list of user ids")
@@ -272,6 +416,7 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
     tok = config.get("token", {}) or {}
     if not isinstance(tok, dict):
         raise TopologyError(f"{NAMESPACE}:token must be a mapping")
+    refuse_unknown(tok, TOKEN_KEYS, f"{NAMESPACE}:token.")
     algorithms = tuple(tok.get("algorithms", Auth.algorithms))
     allowed = {"HS256", "RS256", "ES256"}
     if not algorithms or set(algorithms) - allowed:
