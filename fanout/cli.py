@@ -348,6 +348,9 @@ def parser() -> argparse.ArgumentParser:
     from fanout import schemas_check  # offline: needs no stack
 
     schemas_check.register(sub)
+    from fanout import new_consumer  # offline: writes files, needs no stack
+
+    new_consumer.register(sub)
     return p
 
 
