@@ -27,6 +27,17 @@ class Registered:
 class AwsMocks(Mocks):
     region: str = "eu-west-1"
     resources: list[Registered] = field(default_factory=list)
+    # Resource options by logical name (mocks never see them): what `destroy` keeps, what is protected.
+    options: dict[str, pulumi.ResourceOptions] = field(default_factory=dict)
+
+    def record_options(self, args: pulumi.ResourceTransformationArgs) -> None:
+        """A stack transformation that records each resource's options and changes nothing."""
+        self.options[args.name] = args.opts
+        return None
+
+    def retained(self) -> set[str]:
+        """Logical names of the resources `pulumi destroy` leaves in place."""
+        return {name for name, opts in self.options.items() if opts.retain_on_delete}
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.resources.append(Registered(args.typ, args.name, dict(args.inputs)))

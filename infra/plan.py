@@ -120,6 +120,7 @@ def run_config(stack_name: str, stack_config: dict[str, Any], region: str) -> tu
 
     @pulumi.runtime.test
     def program() -> None:
+        pulumi.runtime.register_stack_transformation(recorded.record_options)
         built["stack"] = stack.build(settings.load(), context.current(), package.existing())
 
     program()
@@ -148,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         (r for r in recorded.resources if not r.type.startswith("fanout:")), key=lambda r: (r.type, r.name)
     )
     width = max(len(short_type(r.type)) for r in resources)
+    retained = recorded.retained()
     for res in resources:
-        out.append(f"+ {short_type(res.type):<{width}}  {res.name}  {describe(res)}".rstrip())
+        kept = "  [kept on destroy]" if res.name in retained else ""
+        out.append(f"+ {short_type(res.type):<{width}}  {res.name}  {describe(res)}".rstrip() + kept)
     counts = Counter(service(r.type) for r in resources)
     out += [
         "",

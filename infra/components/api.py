@@ -80,9 +80,15 @@ ACCESS_LOG_FORMAT = json.dumps(
 
 
 def method_path(route_key: str) -> str:
-    """'GET /data/{id}' -> 'data/{id}/GET', the form of a stage's method settings."""
+    """'GET /data/{id}' -> 'data~1{id}/GET', the key of a stage's method settings.
+
+    The provider sends it as the patch path `/<method_path>/throttling/rateLimit` (UpdateStage), a
+    JSON Pointer in which every "/" inside the resource path must be escaped as "~1" (API Gateway
+    API reference, PatchOperation.path); `data/{id}/GET` is refused as "Invalid method setting
+    path". The leading "/" is dropped, as the provider's docs for method_path ask.
+    """
     method, path = route_key.split(" ", 1)
-    return f"{path.lstrip('/')}/{method}"
+    return f"{path.lstrip('/').replace('/', '~1')}/{method}"
 
 
 class DataApi(pulumi.ComponentResource):
@@ -97,6 +103,7 @@ class DataApi(pulumi.ComponentResource):
     methods: dict[str, aws.apigateway.Method]
     integrations: dict[str, aws.apigateway.Integration]
     permissions: list[aws.lambda_.Permission]
+    deployment_inputs: pulumi.Output[dict]
     deployment: aws.apigateway.Deployment
     stage: aws.apigateway.Stage
     method_settings: dict[str, aws.apigateway.MethodSettings]
@@ -158,12 +165,23 @@ class DataApi(pulumi.ComponentResource):
             opts=child,
         )
         if settings.manage_api_gateway_account:
-            # Access logs need the account-wide CloudWatch role of API Gateway (one per account and region).
+            # Access logs need the account-wide CloudWatch role of API Gateway (one per account and
+            # region, shared by every API and stack there). pulumi-aws 7 resets that setting when the
+            # Account resource is deleted (terraform-provider-aws#42226 removed reset_on_delete), so
+            # `pulumi destroy --stack dev` would strip the logging role prd relies on. Both the setting
+            # and its role are therefore retained on delete: destroying a stack leaves them in place
+            # (docs/deploy.md says how to remove them once no stack needs them). Stacks that share an
+            # account can also leave it to one of them with manageApiGatewayAccount: false.
+            retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
             self.cloudwatch_role = aws.iam.Role(
                 f"{name}-cloudwatch-role",
-                assume_role_policy=policies.assume_role("apigateway.amazonaws.com", ctx.account_id),
+                # No aws:SourceAccount condition: API Gateway does not send it when it assumes the
+                # account's CloudWatch role, and AWS's own trust policy for this role has none
+                # (API Gateway developer guide, "Permissions for CloudWatch logging"); a condition
+                # that never matches fails the Account resource and the first `pulumi up`.
+                assume_role_policy=policies.assume_role("apigateway.amazonaws.com"),
                 description="API Gateway: write access logs to CloudWatch Logs (account setting)",
-                opts=child,
+                opts=retained,
             )
             attachment = aws.iam.RolePolicyAttachment(
                 f"{name}-cloudwatch-role-policy",
@@ -171,12 +189,12 @@ class DataApi(pulumi.ComponentResource):
                 policy_arn=pulumi.Output.concat(
                     "arn:", ctx.partition, ":iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
                 ),
-                opts=child,
+                opts=retained,
             )
             self.account = aws.apigateway.Account(
                 f"{name}-account",
                 cloudwatch_role_arn=self.cloudwatch_role.arn,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment], retain_on_delete=True),
             )
 
     @property
@@ -256,19 +274,60 @@ class DataApi(pulumi.ComponentResource):
                 uri=api_fn.function.invoke_arn,
                 opts=child,
             )
-        # A REST API serves a snapshot: a new deployment whenever routes or gateway responses change.
-        shape = json.dumps(
-            {
-                "routes": [r.key + (" auth" if r.authorized else "") for r in ROUTES],
-                "responses": GATEWAY_RESPONSES,
-                "ttl": settings.topology.auth.cache_ttl_seconds,
+        # A REST API serves a snapshot: API Gateway freezes resources, methods (authorization,
+        # authorizer, request parameters, validator), integrations (type, URI), authorizers and
+        # gateway responses into a deployment, so a new one is needed whenever any of them changes.
+        # The hash is taken over those resources' own properties, so nothing can be left out.
+        # Stage settings (method settings: throttling, metrics; access logs; tracing) are not part
+        # of a deployment: UpdateStage applies them to the live stage without redeploying.
+        self.deployment_inputs = pulumi.Output.all(
+            resources={p: pulumi.Output.all(r.path_part, r.parent_id) for p, r in self.resources.items()},
+            authorizer=pulumi.Output.all(
+                self.authorizer.type,
+                self.authorizer.authorizer_uri,
+                self.authorizer.identity_source,
+                self.authorizer.identity_validation_expression,
+                self.authorizer.authorizer_result_ttl_in_seconds,
+            ),
+            methods={
+                key: pulumi.Output.all(
+                    m.http_method,
+                    m.authorization,
+                    m.authorizer_id,
+                    m.request_parameters,
+                    m.request_validator_id,
+                    m.request_models,
+                    m.api_key_required,
+                )
+                for key, m in self.methods.items()
             },
-            sort_keys=True,
+            integrations={
+                key: pulumi.Output.all(
+                    i.type,
+                    i.uri,
+                    i.integration_http_method,
+                    i.request_parameters,
+                    i.request_templates,
+                    i.timeout_milliseconds,
+                )
+                for key, i in self.integrations.items()
+            },
+            responses={
+                kind: pulumi.Output.all(r.status_code, r.response_templates, r.response_parameters)
+                for kind, r in self.gateway_responses.items()
+            },
+            validator=pulumi.Output.all(
+                self.validator.validate_request_parameters, self.validator.validate_request_body
+            ),
         )
         self.deployment = aws.apigateway.Deployment(
             f"{name}-deployment",
             rest_api=rest_api.id,
-            triggers={"shape": hashlib.sha256(shape.encode()).hexdigest()},
+            triggers=self.deployment_inputs.apply(
+                lambda frozen: {
+                    "snapshot": hashlib.sha256(json.dumps(frozen, sort_keys=True, default=str).encode()).hexdigest()
+                }
+            ),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*self.methods.values(), *self.integrations.values(), *self.gateway_responses.values()],

@@ -36,7 +36,9 @@ def variant_config() -> dict:
     config["token"] = {"algorithms": ["HS256"], "cacheTtlSeconds": 60}
     config["identity"] = {"mode": "hs256"}
     config["alarms"] = True
-    config["alarmEmail"] = "ops@example.com"
+    config["alarmEmail"] = "oncall@fanout-team.io"
+    # A nested route's method setting: its path must be escaped (data~1{id}/GET).
+    config["throttle"] = {"rateLimit": 20, "burstLimit": 40, "methods": {"GET /data/{id}": {"rateLimit": 5}}}
     config["logRetentionDays"] = 30
     config["tracingSdk"] = True
     return config

@@ -158,7 +158,7 @@ def test_alarm_email_is_subscribed_when_configured(variant):
 
     def check(args):
         protocol, endpoint = args
-        assert protocol == "email" and endpoint == "ops@example.com"
+        assert protocol == "email" and endpoint == "oncall@fanout-team.io"
 
     return pulumi.Output.all(email.protocol, email.endpoint).apply(check)
 
