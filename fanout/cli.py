@@ -198,6 +198,8 @@ def cmd_replay(args: argparse.Namespace) -> None:
     if args.aws:
         # AWS: boto3's standard credentials and region; names come from the stack's outputs.
         if args.event_archive or args.event_bus:
+            if args.consumer:
+                raise CliError("--consumer replays from the S3 archive; it does not go with --event-archive")
             if not (args.event_archive and args.event_bus):
                 raise CliError("--event-archive and --event-bus go together")
             import boto3
@@ -223,8 +225,16 @@ def cmd_replay(args: argparse.Namespace) -> None:
         bucket = args.bucket or topo.archive_bucket_name
     from handlers.core import clients, publisher
 
-    count = replay.replay(clients.client("s3"), bucket, since, until, publisher.publish_batch, args.type)
+    publish = publisher.publish_batch
+    if args.consumer:
+        from fanout import observe
+
+        publish = observe.replay_to_consumer(
+            clients.client("sqs"), clients.client("sns"), os.environ["TOPIC_ARN"], args.consumer
+        )
+    count = replay.replay(clients.client("s3"), bucket, since, until, publish, args.type)
     what = f" of type {args.type}" if args.type else ""
+    what += f" to {args.consumer}'s queue only" if args.consumer else ""
     window = f"{since:%Y-%m-%dT%H:%M:%SZ} and {until:%Y-%m-%dT%H:%M:%SZ}"
     print(f"replayed {count} events{what} from s3://{bucket} between {window}")
 
@@ -259,7 +269,10 @@ def _summary(message: dict[str, Any]) -> dict[str, Any]:
 def cmd_dlq_show(args: argparse.Namespace) -> None:
     stack = Stack()
     _, dlq_url = stack.consumer_with_dlq(args.consumer)
-    messages = [_summary(m) for m in consumers.peek(stack.sqs, dlq_url)]
+    from fanout import observe
+
+    # From the running stack: its trace ledger knows each message's receive count on arrival and last error.
+    _, messages = observe.dlq_messages(args.consumer)
     if args.json:
         print(json.dumps(messages, indent=2, ensure_ascii=False))
         return
@@ -285,6 +298,12 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return int(text)
+
+
+def _observe(name: str, args: argparse.Namespace) -> None:
+    from fanout import observe  # tail, trace, dlq purge, unsubscribe: fanout/observe.py
+
+    getattr(observe, name)(args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -330,6 +349,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--topic-arn", help="with --aws: the topic to publish to")
     r.add_argument("--event-archive", metavar="ARN", help="with --aws: replay this EventBridge archive instead")
     r.add_argument("--event-bus", metavar="ARN", help="with --event-archive: the bus to replay onto")
+    r.add_argument("--consumer", metavar="NAME", help="re-deliver to this consumer's queue only (through its filter)")
     r.set_defaults(func=cmd_replay)
 
     rs = sub.add_parser("reset", help="delete the local state kept between runs (stop `make run` first)")
@@ -344,6 +364,30 @@ def parser() -> argparse.ArgumentParser:
     dr = dsub.add_parser("redrive", help="move a consumer's DLQ messages back to its queue")
     dr.add_argument("consumer", metavar="CONSUMER")
     dr.set_defaults(func=cmd_dlq_redrive)
+    dp = dsub.add_parser("purge", help="delete every message of a consumer's DLQ")
+    dp.add_argument("consumer", metavar="CONSUMER")
+    dp.set_defaults(func=lambda a: _observe("cmd_dlq_purge", a))
+
+    tr = sub.add_parser("trace", help="what became of one event: published, each consumer's state, stored, announced")
+    tr.add_argument("id", metavar="ID", help="the event id (the id POST /data answered)")
+    tr.add_argument("--json", action="store_true", help="print one JSON object")
+    tr.add_argument("--aws", action="store_true", help="ask CloudWatch Logs Insights on AWS instead of the local stack")
+    tr.add_argument("--stack", help="with --aws: the stack whose function log groups to search (default dev)")
+    tr.add_argument("--log-group", action="append", metavar="NAME", help="with --aws: one more log group to search")
+    tr.set_defaults(func=lambda a: _observe("cmd_trace", a))
+
+    tl = sub.add_parser("tail", help="print the events published on the topic as they come, until Ctrl+C")
+    tl.add_argument("--type", help="only events of this type")
+    tl.add_argument("--subject", help="only events of this subject (user id)")
+    tl.add_argument("--json", action="store_true", help="one CloudEvent JSON object per line")
+    tl.add_argument("--count", type=_positive, help="exit after N events")
+    tl.add_argument("--aws", action="store_true", help="tail a deployed stack's topic (standard AWS credentials)")
+    tl.add_argument("--topic-arn", help="with --aws: the topic (stack output topic_arn)")
+    tl.set_defaults(func=lambda a: _observe("cmd_tail", a))
+
+    us = sub.add_parser("unsubscribe", help="remove a consumer added with `fanout subscribe` and its queues")
+    us.add_argument("name", metavar="NAME")
+    us.set_defaults(func=lambda a: _observe("cmd_unsubscribe", a))
 
     from fanout import schemas_check  # offline: needs no stack
 

@@ -45,6 +45,9 @@ def _sqs_subscriptions(sns: Any, topic_arn: str) -> list[dict[str, Any]]:
     return subs
 
 
+sqs_subscriptions = _sqs_subscriptions
+
+
 def ensure(
     sqs: Any,
     sns: Any,
@@ -136,7 +139,10 @@ def discover(sqs: Any, sns: Any, topic_arn: str) -> dict[str, ConsumerQueues]:
             url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
         except ClientError:
             continue  # subscription to a deleted queue
-        name = sqs.list_queue_tags(QueueUrl=url).get("Tags", {}).get(TAG, queue_name)
+        tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+        if tags.get("fanout:role") == "tap":
+            continue  # the local trace taps and `fanout tail`'s queue observe the topic; they are not consumers
+        name = tags.get(TAG, queue_name)
         attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
         dlq_url = None
         if "RedrivePolicy" in attrs:
@@ -237,3 +243,34 @@ def _redrive_by_copy(sqs: Any, dlq_url: str, queue_url: str) -> int:
         moved += len(done)
         if len(done) < len(batch):
             raise ConsumerError(f"moved {moved}; {len(batch) - len(done)} messages could not be sent back")
+
+
+def purge(sqs: Any, queue_url: str) -> int:
+    """Delete every message of a queue (a DLQ); returns how many were removed.
+
+    Received and deleted in batches rather than PurgeQueue, so the count is exact and a
+    second purge within 60 s (which AWS refuses) works too.
+    """
+    removed = 0
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not batch:
+            return removed
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+        removed += len(batch)
+
+
+def subscription_filter(sqs: Any, sns: Any, topic_arn: str, queue_url: str) -> tuple[dict[str, Any] | None, str]:
+    """(filter policy or None, scope) of the topic's subscription for this queue."""
+    arn = queue_arn(sqs, queue_url)
+    for sub in _sqs_subscriptions(sns, topic_arn):
+        if sub["Endpoint"] == arn:
+            attrs = sns.get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
+            policy = attrs.get("FilterPolicy")
+            return (json.loads(policy) if policy else None), attrs.get("FilterPolicyScope") or "MessageAttributes"
+    return None, "MessageAttributes"

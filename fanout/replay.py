@@ -12,6 +12,7 @@ onto the bus with StartReplay (EventBridge does the work; this only starts it).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -102,3 +103,47 @@ def start_bus_replay(
         Destination={"Arn": bus_arn},
     )
     return replay_name
+
+
+def to_queue(sqs: Any, queue_url: str, accepts: Callable[[dict[str, Any]], bool] | None = None) -> Publish:
+    """A publish function that delivers to one consumer's queue as the topic would (raw body, type/subject
+    attributes), skipping what its filter refuses: `replay --consumer` re-delivers to that consumer alone."""
+    from handlers.core import events as cloudevents
+
+    def publish(batch: list[dict[str, Any]]) -> int:
+        chosen = [e for e in batch if accepts is None or accepts(e)]
+        sent = 0
+        for start in range(0, len(chosen), 10):
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": json.dumps(e, separators=(",", ":"), ensure_ascii=False),
+                    "MessageAttributes": cloudevents.sns_attributes(e),
+                }
+                for i, e in enumerate(chosen[start : start + 10])
+            ]
+            response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            if response.get("Failed"):
+                raise ReplayError(f"{len(response['Failed'])} events could not be sent to {queue_url}")
+            sent += len(response.get("Successful", []))
+        return sent
+
+    return publish
+
+
+def filter_matcher(policy: dict[str, Any] | None, scope: str = "MessageAttributes") -> Callable[[dict[str, Any]], bool]:
+    """Whether the topic would deliver an event to a subscription with this filter policy."""
+    if not policy:
+        return lambda _e: True
+    from moto.sns.utils import FilterPolicyMatcher  # the local emulator's own matcher
+
+    from handlers.core import events as cloudevents
+
+    matcher = FilterPolicyMatcher(policy, scope)
+
+    def accepts(event: dict[str, Any]) -> bool:
+        sent = cloudevents.sns_attributes(event)
+        attrs = {k: {"Type": v["DataType"], "Value": v["StringValue"]} for k, v in sent.items()}
+        return bool(matcher.matches(attrs, json.dumps(event)))
+
+    return accepts

@@ -98,7 +98,10 @@ class Gateway:
         ready: Callable[[], bool] = lambda: True,
         info: dict[str, str] | None = None,
         asyncapi: Callable[[], dict[str, Any]] | None = None,
+        local: Callable[[str, str, str, bytes], Any] | None = None,
     ) -> None:
+        # /_local/... (trace, figures, DLQs, replay) and /console: fanout.local.localapi.LocalApi.handle
+        self.local = local
         self.info = info or {}
         # Called per request: the document follows the topology as it is now (live reload).
         self.asyncapi = asyncapi
@@ -239,7 +242,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._local_token(body)
             return True
         if path not in local:
-            return False
+            return self._local_api(path, body)
         if self.command not in ("GET", "HEAD"):
             self._json(405, {"message": f"method {self.command} not allowed on {path}"}, {"Allow": "GET, HEAD"})
             return True
@@ -251,6 +254,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._json(404, {"message": "no AsyncAPI document on this gateway"})
             return
         self._json(200, self.gw.asyncapi(), {"Cache-Control": "no-cache"})
+
+    def _local_api(self, path: str, body: bytes) -> bool:
+        if self.gw.local is None:
+            return False
+        answer = self.gw.local(self.command, path, urlsplit(self.path).query, body)
+        if answer is None:
+            return False
+        self._send(answer.status, answer.body, answer.headers)
+        return True
 
     def _health(self) -> None:
         ok = self.gw.ready()

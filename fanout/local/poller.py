@@ -16,9 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from fanout.local.lambda_context import LocalContext
+from fanout.local.ledger import Failure, collecting_failures
 
 log = logging.getLogger("fanout.local.poller")
 Handler = Callable[[dict[str, Any], Any], Any]
+# Told each invocation's outcome: (messages, failed message ids, per-record errors, the handler's own error or None).
+OnBatch = Callable[[list[dict[str, Any]], set[str], dict[str, Failure], str | None], None]
 
 
 def _attr(value: dict[str, Any]) -> dict[str, Any]:
@@ -59,8 +62,10 @@ class Poller(threading.Thread):
         region: str,
         timeout_seconds: int,
         stop: threading.Event,
+        on_batch: OnBatch | None = None,
     ) -> None:
         super().__init__(name=name, daemon=True)
+        self.on_batch = on_batch  # the trace ledger and the attempt log lines (fanout.local.trace.report)
         self.sqs = sqs
         self.queue_url = queue_url
         self.queue_arn = queue_arn
@@ -96,13 +101,18 @@ class Poller(threading.Thread):
         event = {"Records": [to_record(m, self.queue_arn, self.region) for m in messages]}
         context = LocalContext(function_name=self.name, region=self.region, timeout_seconds=self.timeout_seconds)
         self.invocations += 1
-        try:
-            response = self.handler(event, context) or {}
-        except Exception:
-            # As on AWS: a failed invocation leaves the whole batch to the visibility timeout.
-            log.exception("%s: handler raised; %d messages will be retried", self.name, len(messages))
-            return 0
+        with collecting_failures() as errors:
+            try:
+                response = self.handler(event, context) or {}
+            except Exception as exc:
+                # As on AWS: a failed invocation leaves the whole batch to the visibility timeout.
+                log.exception("%s: handler raised; %d messages will be retried", self.name, len(messages))
+                if self.on_batch:
+                    self.on_batch(messages, {m["MessageId"] for m in messages}, errors, f"{type(exc).__name__}: {exc}")
+                return 0
         failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        if self.on_batch:
+            self.on_batch(messages, failed, errors, None)
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(

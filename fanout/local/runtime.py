@@ -13,10 +13,14 @@ from fanout import PROJECT_ROOT, consumers, topology
 from fanout.local.emulator import Emulator, EmulatorError, port_free
 from fanout.local.environments import EnvironmentPool, load_handler, new_environment
 from fanout.local.gateway import Gateway
-from fanout.local.poller import Poller
+from fanout.local.ledger import Ledger, install_failure_capture
+from fanout.local.localapi import LocalApi
+from fanout.local.poller import OnBatch, Poller
 from fanout.local.provision import provision
 from fanout.local.scheduler import Scheduler, rate_seconds
-from fanout.local.state import LocalState, Snapshotter
+from fanout.local.state import TRACE, LocalState, Snapshotter
+from fanout.local.trace import Taps
+from fanout.local.trace import report as trace_report
 from fanout.localenv import LocalEnv
 
 log = logging.getLogger("fanout.local")
@@ -60,6 +64,7 @@ class Runtime:
     restored: dict[str, int] = field(default_factory=dict)
     session: Any = None
     schedule: str | None = None  # the generator's schedule, when it runs
+    ledger: Ledger = field(default_factory=Ledger)  # the trace ledger (fanout trace, the console)
 
     def start(self) -> None:
         if not port_free(self.env.port):
@@ -69,6 +74,7 @@ class Runtime:
         # Before anything starts: two stacks writing one state dir would overwrite each other's snapshots.
         self.state = LocalState(self.env.state_dir, self.topo, self.env)
         self.state.lock()
+        self.ledger = self.state.ledger = Ledger.load(self.env.state_dir / TRACE)
         self.emulator = Emulator(self.env.aws_port)
         self.emulator.start()
         # Handlers find AWS through boto3's standard environment, exactly as on Lambda.
@@ -79,6 +85,7 @@ class Runtime:
         self.consumers = provision(self.topo, self.env, session)
         # moto starts empty: load the last snapshot before anything can read or write.
         self.restored = self.state.restore(session)
+        self._start_trace_taps(session)
         self._start_pollers(session)
         self._start_scheduler()
         snapshotter = Snapshotter(self.state, session, self.env.snapshot_seconds, self.stop_event)
@@ -97,6 +104,7 @@ class Runtime:
             # What `fanout` asks for (GET /_local/stack) when only FANOUT_PORT points it at this stack.
             info={"aws_endpoint": self.env.aws_endpoint, "region": self.env.region, "stack": self.env.stack},
             asyncapi=self.asyncapi_document,
+            local=LocalApi(session=session, env=self.env, topology=lambda: self.topo, ledger=self.ledger).handle,
         )
         self.gateway.start()
 
@@ -112,6 +120,26 @@ class Runtime:
             local_endpoint=self.env.aws_endpoint,
         )
         return asyncapi.document(self.topo, where)
+
+    def _start_trace_taps(self, session: Any) -> None:
+        taps = Taps(session, lambda: self.topo, self.env.topic_arn(self.topo.topic_name), self.ledger, self.stop_event)
+        taps.provision()
+        taps.start()
+        self.threads += taps.threads
+        install_failure_capture()  # pollers learn why each record failed
+
+    def _trace_report(self, consumer: topology.Consumer) -> OnBatch:
+        """What a consumer's pollers call after each invocation: the ledger and the attempt log lines."""
+
+        def on_batch(messages: list[dict[str, Any]], failed: set[str], errors: dict, handler_error: str | None) -> None:
+            try:
+                trace_report(
+                    self.ledger, consumer.name, consumer.max_receive_count, messages, failed, errors, handler_error
+                )
+            except Exception:
+                log.exception("could not record %s's batch in the trace ledger", consumer.name)
+
+        return on_batch
 
     def _start_pollers(self, session: Any) -> None:
         from botocore.config import Config
@@ -134,6 +162,7 @@ class Runtime:
                     region=self.env.region,
                     timeout_seconds=c.timeout_seconds,
                     stop=self.stop_event,
+                    on_batch=self._trace_report(c),
                 )
                 poller.start()
                 self.threads.append(poller)

@@ -4,6 +4,7 @@ What is kept, under the state dir (FANOUT_STATE_DIR, default .fanout/):
   tables/<table>.jsonl       every item of the topology's tables, DynamoDB JSON, one per line
   s3/<bucket>/<key>          every object of the topology's buckets (the event archive), as files
   consumers.json             consumers added at run time (`fanout subscribe`): queue, DLQ, filter
+  trace.json                 the trace ledger: what became of the last events (`fanout trace`)
 What is not: messages waiting in queues or DLQs, the idempotency of in-flight requests'
 SQS receipts, and anything created by hand outside these resources.
 
@@ -31,13 +32,15 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fanout import consumers
+from fanout.local.ledger import Ledger
 from fanout.localenv import LocalEnv
 from fanout.topology import Topology
 
 log = logging.getLogger("fanout.local.state")
 LOCK = ".lock"
 TABLES, S3, CONSUMERS = "tables", "s3", "consumers.json"
-ENTRIES = (TABLES, S3, CONSUMERS, LOCK)
+TRACE = "trace.json"  # the trace ledger (fanout/local/ledger.py)
+ENTRIES = (TABLES, S3, CONSUMERS, TRACE, LOCK)
 
 
 class StateError(RuntimeError):
@@ -93,6 +96,7 @@ class LocalState:
     _mirrored: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)  # bucket -> key -> ETag
     restored: bool = False
     _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    ledger: Ledger | None = None  # saved with each snapshot when set
 
     # ------------------------------------------------------------------ lock
 
@@ -182,6 +186,8 @@ class LocalState:
         check = _deadline(budget, cancel)
         with self._busy:
             try:
+                if self.ledger is not None:
+                    self.ledger.save(self.root / TRACE)  # first: local and cheap
                 ddb, s3 = session.client("dynamodb"), session.client("s3")
                 for table in self._tables():
                     self._snapshot_table(ddb, table, check)

@@ -1,0 +1,266 @@
+"""What feeds the trace ledger: taps on the topic and the bus, and the pollers' batch outcomes.
+
+The taps are local-only observers, tagged `fanout:role` = `tap` so that consumer discovery,
+the snapshot and `fanout status` never take them for consumers: a queue subscribed to the
+topic without a filter (every published event), and a rule on the bus sending the
+persister's announcements to a second queue. For each event the tap evaluates every
+consumer's filter policy (or bus event pattern) with the emulator's own matcher, so
+"filtered" means exactly what the emulator did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from fanout import consumers
+from fanout.local.ledger import Failure, Ledger, event_of
+from fanout.topology import Topology
+
+log = logging.getLogger("fanout.local.poller")
+tap_log = logging.getLogger("fanout.local.trace")
+ROLE_TAG, TAP = "fanout:role", "tap"
+REFRESH_SECONDS = 2.0
+
+
+def tap_names(topo: Topology) -> tuple[str, str, str]:
+    """(topic tap queue, bus tap queue, bus tap rule)."""
+    return f"{topo.prefix}-trace-tap", f"{topo.prefix}-trace-bus-tap", f"{topo.prefix}-trace-tap"
+
+
+def _tap_queue(sqs: Any, name: str, source_arn: str, service: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name, tags={ROLE_TAG: TAP})["QueueUrl"]
+    arn = consumers.queue_arn(sqs, url)
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    return url, arn
+
+
+def _sns_attributes(message: dict[str, Any]) -> dict[str, Any]:
+    # SQS's shape of the delivered attributes -> the shape the emulator's SNS filter matcher reads.
+    out = {}
+    for k, v in message.get("MessageAttributes", {}).items():
+        out[k] = {"Type": v.get("DataType", "String"), "Value": v.get("StringValue", v.get("BinaryValue"))}
+    return out
+
+
+@dataclass
+class _Sub:
+    consumer: str
+    policy: dict[str, Any] | None
+    scope: str
+
+
+class Taps:
+    """The two tap threads, feeding `ledger`; `topology()` gives the current topology (it may reload)."""
+
+    def __init__(
+        self, session: Any, topology: Callable[[], Topology], topic_arn: str, ledger: Ledger, stop: threading.Event
+    ) -> None:
+        from botocore.config import Config
+
+        self.sqs = session.client("sqs", config=Config(retries={"mode": "standard"}))
+        self.sns = session.client("sns")
+        self.events = session.client("events")
+        self.topology = topology
+        self.topic_arn = topic_arn
+        self.ledger = ledger
+        self.stop = stop
+        self._subs: dict[str, _Sub] = {}  # subscription arn -> consumer and filter
+        self._subs_at = 0.0
+        self.threads: list[threading.Thread] = []
+
+    def provision(self) -> None:
+        topo = self.topology()
+        topic_q, bus_q, rule = tap_names(topo)
+        self.topic_url, arn = _tap_queue(self.sqs, topic_q, self.topic_arn, "sns.amazonaws.com")
+        if not any(s["Endpoint"] == arn for s in consumers.sqs_subscriptions(self.sns, self.topic_arn)):
+            self.sns.subscribe(
+                TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+            )
+        bus_arn = self.events.describe_event_bus(Name=topo.event_bus_name)["Arn"]
+        rule_arn = f"{bus_arn.replace(':event-bus/', ':rule/')}/{rule}"
+        self.bus_url, bus_tap_arn = _tap_queue(self.sqs, bus_q, rule_arn, "events.amazonaws.com")
+        self.events.put_rule(
+            Name=rule,
+            EventBusName=topo.event_bus_name,
+            EventPattern=json.dumps({"source": ["fanout.persister"]}),
+            State="ENABLED",
+            Tags=[{"Key": ROLE_TAG, "Value": TAP}],
+        )
+        self.events.put_targets(
+            Rule=rule, EventBusName=topo.event_bus_name, Targets=[{"Id": "tap", "Arn": bus_tap_arn}]
+        )
+
+    def start(self) -> None:
+        for name, url, seen in (
+            ("trace-tap", self.topic_url, self._on_topic),
+            ("trace-bus-tap", self.bus_url, self._on_bus),
+        ):
+            t = threading.Thread(target=self._loop, args=(url, seen), name=name, daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    # ------------------------------------------------------------------ loops
+
+    def _loop(self, url: str, seen: Callable[[dict[str, Any]], None]) -> None:
+        while not self.stop.is_set():
+            try:
+                batch = self.sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+                ).get("Messages", [])
+                for m in batch:
+                    try:
+                        seen(m)
+                    except Exception:
+                        tap_log.exception("trace tap could not record message %s", m.get("MessageId"))
+                if batch:
+                    self.sqs.delete_message_batch(
+                        QueueUrl=url,
+                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+                    )
+            except Exception:
+                if self.stop.is_set():
+                    return
+                tap_log.exception("trace tap failed; retrying")
+                self.stop.wait(1)
+
+    def _on_topic(self, message: dict[str, Any]) -> None:
+        event = event_of(message["Body"])
+        if event is None:
+            return
+        from moto.sns.utils import FilterPolicyMatcher
+
+        attributes = _sns_attributes(message)
+        matched = {}
+        for sub in self.subscriptions().values():
+            try:
+                matched[sub.consumer] = FilterPolicyMatcher(sub.policy or {}, sub.scope).matches(
+                    attributes, message["Body"]
+                )
+            except Exception:
+                matched[sub.consumer] = True  # a policy the matcher cannot read: the emulator delivered it
+        self.ledger.published(event, matched)
+
+    def _on_bus(self, message: dict[str, Any]) -> None:
+        try:
+            envelope = json.loads(message["Body"])
+        except ValueError:
+            return
+        event = event_of(message["Body"])
+        if event is None or not isinstance(envelope, dict):
+            return
+        from moto.events.models import EventPattern
+
+        matched = {}
+        for c in self.topology().consumers:
+            if getattr(c, "source", "topic") != "bus":
+                continue
+            pattern = getattr(c, "event_pattern", None)
+            try:
+                matched[c.name] = EventPattern.load(json.dumps(pattern) if pattern else None).matches_event(envelope)
+            except Exception:
+                matched[c.name] = True
+        self.ledger.announced(event, matched)
+
+    # ------------------------------------------------------------------ consumers' filters
+
+    def subscriptions(self) -> dict[str, _Sub]:
+        """The topic's consumer subscriptions with their filter policies, refreshed every few seconds."""
+        if time.monotonic() - self._subs_at < REFRESH_SECONDS:
+            return self._subs
+        fresh: dict[str, _Sub] = {}
+        for s in consumers.sqs_subscriptions(self.sns, self.topic_arn):
+            arn = s["SubscriptionArn"]
+            queue_name = s["Endpoint"].rsplit(":", 1)[-1]
+            try:
+                attrs = self.sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+                name = self._subs[arn].consumer if arn in self._subs else self._consumer_name(queue_name)
+            except ClientError:
+                continue  # removed meanwhile
+            if name is None:
+                continue
+            policy = attrs.get("FilterPolicy")
+            fresh[arn] = _Sub(
+                name, json.loads(policy) if policy else None, attrs.get("FilterPolicyScope") or "MessageAttributes"
+            )
+        self._subs, self._subs_at = fresh, time.monotonic()
+        return fresh
+
+    def _consumer_name(self, queue_name: str) -> str | None:
+        url = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+        tags = self.sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+        if tags.get(ROLE_TAG) == TAP:
+            return None
+        return tags.get(consumers.TAG, queue_name)
+
+
+# ---------------------------------------------------------------------- the pollers' outcomes
+
+
+def report(
+    ledger: Ledger | None,
+    consumer: str,
+    max_receive: int,
+    messages: list[dict[str, Any]],
+    failed: set[str],
+    errors: dict[str, Failure],
+    handler_error: str | None = None,
+) -> None:
+    """Record one invocation's outcome per message, and log each failed attempt once."""
+    for m in messages:
+        mid = m["MessageId"]
+        event = event_of(m.get("Body", ""))
+        event_id = event["id"] if event else None
+        count = int(m.get("Attributes", {}).get("ApproximateReceiveCount", 0) or 0)
+        ok = mid not in failed
+        error, tb = errors.get(mid, (None, None))
+        error = handler_error or error or "reported as a batch item failure (the handler gave no reason)"
+        if ledger is not None and event_id:
+            ledger.attempt(
+                consumer, event_id, message_id=mid, receive_count=count, max_receive=max_receive, ok=ok, error=error
+            )
+        if ok:
+            continue
+        extra = {"function": consumer, "event_id": event_id, "message_id": mid}
+        text = (
+            f"\n{tb}" if tb and not handler_error else ""
+        )  # a raised handler's traceback is logged once by the poller
+        if max_receive and count >= max_receive:
+            log.error(
+                "%s: attempt %d of %d failed; moving the message to the DLQ (last error: %s)%s",
+                consumer,
+                count,
+                max_receive,
+                error,
+                text,
+                extra=extra,
+            )
+        else:
+            log.warning(
+                "%s: attempt %d of %d failed, will be retried: %s%s",
+                consumer,
+                count,
+                max_receive,
+                error,
+                text,
+                extra=extra,
+            )
