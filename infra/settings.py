@@ -19,6 +19,9 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 IDENTITY_MODES = ("cognito", "external", "hs256")
 PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
+MFA_MODES = ("optional", "required")
+THREAT_PROTECTION_MODES = ("off", "audit", "enforced")
+WAF_KEYS = ("enabled", "rateLimitPer5Min", "blockDirectApi", "blockedAlarmThreshold")
 # The API's routes as "METHOD /path": the keys of per-method throttles.
 ROUTES = ("POST /data", "GET /data", "GET /data/{id}", "GET /openapi.json")
 
@@ -41,6 +44,8 @@ INFRA_KEYS = (
     "deletionProtection",
     "pointInTimeRecovery",
     "priceClass",
+    "waf",
+    "customDomain",
 )
 TOPOLOGY_KEYS = ("prefix", "consumers", "generator", "token")
 
@@ -68,6 +73,26 @@ class Identity:
     logout_url: str | None = None
     scopes: tuple[str, ...] = ("openid", "email", "profile")
     api_token: str = "access_token"  # external mode: which token the web app sends (Cognito: always id_token)
+    mfa: str = "optional"  # cognito: TOTP offered to every user (optional) or demanded at sign-in (required)
+    threat_protection: str = "off"  # cognito: off, audit or enforced (needs the Plus feature plan)
+
+
+@dataclass(frozen=True)
+class Waf:
+    """AWS WAF in front of the CDN (and the API stage): per-client rate limits, blocked-request alarms."""
+
+    enabled: bool = False
+    rate_limit_per_5min: int = 1000  # requests per client IP in any 5 minutes, then 429 until it slows down
+    block_direct_api: bool = False  # refuse requests to the execute-api URL that did not come through the CDN
+    blocked_alarm_threshold: int = 100  # blocked requests in 5 minutes that raise an alarm
+
+
+@dataclass(frozen=True)
+class CustomDomain:
+    """The web app's own names on the CDN, with an ACM certificate (in us-east-1) covering them."""
+
+    names: tuple[str, ...]
+    certificate_arn: str
 
 
 @dataclass(frozen=True)
@@ -98,6 +123,8 @@ class Settings:
     point_in_time_recovery: bool
     price_class: str
     tracing_sdk: bool = False
+    waf: Waf = Waf()
+    custom_domain: CustomDomain | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -208,6 +235,8 @@ def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
         # Off by default: Lambda's active tracing still records every invocation, while the X-Ray SDK
         # (in maintenance, support ends February 2027) adds about 210 ms to each cold start.
         tracing_sdk=_bool(raw, "tracingSdk", False),
+        waf=_waf(_mapping(raw, "waf"), production),
+        custom_domain=_custom_domain(raw.get("customDomain")),
         raw=dict(raw),
     )
 
@@ -243,6 +272,14 @@ def _identity(raw: dict[str, Any], topology: Topology, production: bool) -> Iden
     scopes = raw.get("scopes", list(Identity.scopes))
     if not isinstance(scopes, list) or not all(isinstance(s, str) and s for s in scopes):
         raise TopologyError(f"{where}.scopes must be a list of strings")
+    mfa = raw.get("mfa", Identity.mfa)
+    if mfa not in MFA_MODES:
+        raise TopologyError(f"{where}.mfa must be one of {MFA_MODES}, got {mfa!r}")
+    threats = raw.get("threatProtection", Identity.threat_protection)
+    if threats not in THREAT_PROTECTION_MODES:
+        raise TopologyError(f"{where}.threatProtection must be one of {THREAT_PROTECTION_MODES}, got {threats!r}")
+    if mode != "cognito" and ("mfa" in raw or "threatProtection" in raw):
+        raise TopologyError(f"{where}.mfa and threatProtection apply to mode cognito; your issuer enforces its own")
     return Identity(
         mode=mode,
         domain_prefix=domain,
@@ -252,7 +289,49 @@ def _identity(raw: dict[str, Any], topology: Topology, production: bool) -> Iden
         logout_url=raw.get("logoutUrl"),
         scopes=tuple(scopes),
         api_token=api_token,
+        mfa=mfa,
+        threat_protection=threats,
     )
+
+
+def _waf(raw: dict[str, Any], production: bool) -> Waf:
+    where = _key("waf")
+    unknown = sorted(set(raw) - set(WAF_KEYS))
+    if unknown:
+        raise TopologyError(f"{where} has unknown keys: {', '.join(unknown)} (known: {', '.join(WAF_KEYS)})")
+    enabled = _bool(raw, "enabled", production, "waf.")
+    if raw.get("blockDirectApi") is True and not enabled:
+        raise TopologyError(f"{where}.blockDirectApi needs {where}.enabled: the web ACL is what blocks")
+    return Waf(
+        enabled=enabled,
+        # AWS WAF's bounds for a rate-based rule over a 5-minute window.
+        rate_limit_per_5min=config_int(raw, "rateLimitPer5Min", Waf.rate_limit_per_5min, 10, 2_000_000_000, where),
+        # With the WAF on, the execute-api URL answers only the CDN (it cannot be disabled: it is the CDN's origin).
+        block_direct_api=_bool(raw, "blockDirectApi", enabled, "waf."),
+        blocked_alarm_threshold=config_int(
+            raw, "blockedAlarmThreshold", Waf.blocked_alarm_threshold, 1, 1_000_000_000, where
+        ),
+    )
+
+
+def _custom_domain(raw: Any) -> CustomDomain | None:
+    if raw is None:
+        return None
+    where = _key("customDomain")
+    if not isinstance(raw, dict) or set(raw) != {"names", "certificateArn"}:
+        raise TopologyError(f"{where} must be a mapping with exactly names and certificateArn")
+    names = raw["names"]
+    # Exact names only: the first is the app's URL (sign-in redirects), a wildcard cannot be one.
+    host = r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and re.fullmatch(host, n) for n in names):
+        raise TopologyError(f"{where}.names must be a non-empty list of lowercase DNS names, got {names!r}")
+    arn = raw["certificateArn"]
+    # CloudFront reads viewer certificates from ACM in us-east-1 only, whatever the stack's region.
+    if not isinstance(arn, str) or not re.fullmatch(
+        r"arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}", arn
+    ):
+        raise TopologyError(f"{where}.certificateArn must be an ACM certificate ARN in us-east-1, got {arn!r}")
+    return CustomDomain(names=tuple(names), certificate_arn=arn)
 
 
 def load() -> Settings:
@@ -266,3 +345,12 @@ def load() -> Settings:
         if value is not None:
             raw[key] = value
     return from_raw(pulumi.get_stack(), raw)
+
+
+def _namespace_keys() -> set[str]:
+    """The `fanout:` config keys the language host passed (set explicitly or through PULUMI_CONFIG)."""
+    from pulumi.runtime import config as runtime_config
+
+    names = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    prefix = f"{NAMESPACE}:"
+    return {n[len(prefix) :] for n in names if n.startswith(prefix)}

@@ -14,10 +14,12 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra import package, policies
+from infra.components.access_logs import CdnAccessLogs
 from infra.components.api import DataApi
 from infra.components.archive import EventArchive
 from infra.components.bus import EventBus
 from infra.components.consumer import Consumer
+from infra.components.firewall import Firewall
 from infra.components.function import FunctionSpec, LambdaFunction, SharedCode
 from infra.components.generator import Generator
 from infra.components.identity import Identity
@@ -44,6 +46,8 @@ class Stack:
     identity: Identity
     api: DataApi
     website: WebSite
+    cdn_logs: CdnAccessLogs
+    firewall: Firewall | None
     authorizer: LambdaFunction
     api_function: LambdaFunction
     consumers: dict[str, Consumer]
@@ -102,7 +106,16 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
     bus = EventBus("bus", settings, topic.key.arn)
     identity = Identity("identity", settings, ctx)
     api = DataApi("api", settings, ctx)
-    website = WebSite("web", settings, api_domain=api.execute_api_domain, csp_connect_origins=identity.csp_origins())
+    firewall = Firewall("firewall", settings, ctx) if settings.waf.enabled else None
+    website = WebSite(
+        "web",
+        settings,
+        api_domain=api.execute_api_domain,
+        csp_connect_origins=identity.csp_origins(),
+        web_acl_arn=firewall.edge_acl.arn if firewall else None,
+        origin_header=firewall.origin_header if firewall else None,
+    )
+    cdn_logs = CdnAccessLogs("cdn-logs", settings, ctx, website.distribution)
     identity.web_client(website.url)
     website.publish_config(identity.web_config())
 
@@ -164,6 +177,8 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
         shared,
     )
     api.connect(authorizer, api_function)
+    if firewall is not None:
+        firewall.protect_stage(api.stage)
 
     archive = (
         EventArchive("archive", settings, table.key.arn)
@@ -201,6 +216,8 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
         identity=identity,
         api=api,
         website=website,
+        cdn_logs=cdn_logs,
+        firewall=firewall,
         authorizer=authorizer,
         api_function=api_function,
         consumers=consumers,
@@ -221,6 +238,8 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
         ),
         topic.key.arn,
     )
+    if firewall is not None:
+        firewall.add_alarms(stack.monitoring.topic)
     return stack
 
 
@@ -239,6 +258,7 @@ def export(stack: Stack) -> None:
     pulumi.export("generator_function", stack.generator.function.function.name)
     if stack.archive is not None:
         pulumi.export("archive_bucket", stack.archive.bucket.bucket)
+    pulumi.export("cdn_log_bucket", stack.cdn_logs.bucket.bucket)
     pulumi.export("identity_mode", s.identity.mode)
     if stack.identity.user_pool is not None and stack.identity.client is not None:
         pulumi.export("user_pool_id", stack.identity.user_pool.id)

@@ -59,6 +59,8 @@ class Identity(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         if self.mode == "cognito":
+            ident = settings.identity
+            threats = ident.threat_protection.upper()
             self.user_pool = aws.cognito.UserPool(
                 f"{name}-pool",
                 name=f"{settings.prefix}-users",
@@ -76,8 +78,16 @@ class Identity(pulumi.ComponentResource):
                     require_uppercase=True,
                     temporary_password_validity_days=3,
                 ),
-                mfa_configuration="OPTIONAL",
+                # TOTP (an authenticator app) for every user who sets it up, or for all (identity.mfa: required).
+                # No SMS factor: it needs an SNS role and spending limits, and is the weaker one.
+                mfa_configuration="ON" if ident.mfa == "required" else "OPTIONAL",
                 software_token_mfa_configuration=aws.cognito.UserPoolSoftwareTokenMfaConfigurationArgs(enabled=True),
+                # Threat protection (compromised credentials, adaptive authentication) needs the Plus plan,
+                # billed per monthly active user: off unless identity.threatProtection says audit or enforced.
+                user_pool_tier="PLUS" if threats != "OFF" else None,
+                user_pool_add_ons=aws.cognito.UserPoolUserPoolAddOnsArgs(advanced_security_mode=threats)
+                if threats != "OFF"
+                else None,
                 deletion_protection="ACTIVE" if settings.deletion_protection else "INACTIVE",
                 opts=child,
             )

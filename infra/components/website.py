@@ -4,6 +4,12 @@ The bucket is reachable only by this distribution (Origin Access Control); `/dat
 `/openapi.json` go to the API stage uncached with every viewer header but Host (so the
 Authorization header arrives), which makes the API same-origin: no CORS. HTTPS only, with
 security headers on every answer. No custom error pages: they would replace the API's JSON errors.
+
+TLS: with `fanout:customDomain` the distribution serves those names with their ACM certificate and
+accepts TLS 1.2 or later only (security policy TLSv1.2_2021). On the default *.cloudfront.net
+certificate CloudFront fixes the policy at TLSv1 and offers no other choice; the doc says so.
+With the WAF on, the edge web ACL guards the distribution and requests to the API origin carry
+the firewall's secret header, which the stage's web ACL checks.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 
 API_PATHS = ("/data*", "/openapi.json")
+# The newest security policy CloudFront offers for custom certificates: TLS 1.2+, modern ciphers.
+MINIMUM_TLS = "TLSv1.2_2021"
 S3_ORIGIN, API_ORIGIN = "web-bucket", "api"
 
 
@@ -67,10 +75,13 @@ class WebSite(pulumi.ComponentResource):
         *,
         api_domain: pulumi.Input[str],
         csp_connect_origins: pulumi.Input[list[str]],
+        web_acl_arn: pulumi.Input[str] | None = None,
+        origin_header: tuple[str, pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("fanout:aws:WebSite", name, None, opts)
         self._name = name
+        self._domain = settings.custom_domain
         child = pulumi.ResourceOptions(parent=self)
         prefix = settings.prefix
         # SSE-S3: CloudFront's OAC reads it without a key policy; the files are public via the CDN anyway.
@@ -149,6 +160,11 @@ class WebSite(pulumi.ComponentResource):
                     origin_id=API_ORIGIN,
                     domain_name=api_domain,
                     origin_path=f"/{settings.api_stage_name}",
+                    custom_headers=[
+                        aws.cloudfront.DistributionOriginCustomHeaderArgs(name=origin_header[0], value=origin_header[1])
+                    ]
+                    if origin_header is not None
+                    else None,
                     custom_origin_config=aws.cloudfront.DistributionOriginCustomOriginConfigArgs(
                         http_port=80,
                         https_port=443,
@@ -170,7 +186,15 @@ class WebSite(pulumi.ComponentResource):
             restrictions=aws.cloudfront.DistributionRestrictionsArgs(
                 geo_restriction=aws.cloudfront.DistributionRestrictionsGeoRestrictionArgs(restriction_type="none")
             ),
-            viewer_certificate=aws.cloudfront.DistributionViewerCertificateArgs(cloudfront_default_certificate=True),
+            aliases=list(self._domain.names) if self._domain else None,
+            viewer_certificate=aws.cloudfront.DistributionViewerCertificateArgs(
+                acm_certificate_arn=self._domain.certificate_arn,
+                ssl_support_method="sni-only",
+                minimum_protocol_version=MINIMUM_TLS,
+            )
+            if self._domain
+            else aws.cloudfront.DistributionViewerCertificateArgs(cloudfront_default_certificate=True),
+            web_acl_id=web_acl_arn,
             opts=child,
         )
         self.bucket_policy = aws.s3.BucketPolicy(
@@ -208,6 +232,9 @@ class WebSite(pulumi.ComponentResource):
 
     @property
     def url(self) -> pulumi.Output[str]:
+        """Where users open the app: the first custom name when there is one (sign-in redirects go there)."""
+        if self._domain:
+            return pulumi.Output.from_input(f"https://{self._domain.names[0]}")
         return pulumi.Output.concat("https://", self.distribution.domain_name)
 
     def publish_config(self, config: pulumi.Input[dict]) -> None:
