@@ -14,6 +14,7 @@ import time
 from typing import Any, NoReturn
 
 from fanout import consumers, localenv, tokens, topology
+from fanout.text import printable, printable_json
 
 
 class CliError(Exception):
@@ -274,7 +275,7 @@ def cmd_dlq_show(args: argparse.Namespace) -> None:
     # From the running stack: its trace ledger knows each message's receive count on arrival and last error.
     _, messages = observe.dlq_messages(args.consumer)
     if args.json:
-        print(json.dumps(messages, indent=2, ensure_ascii=False))
+        print(printable_json(messages, indent=2))
         return
     print(f"{len(messages)} messages in {dlq_url}")
     for m in messages:
@@ -284,7 +285,8 @@ def cmd_dlq_show(args: argparse.Namespace) -> None:
             if isinstance(body, dict)
             else repr(body)[:80]
         )
-        print(f"  {m['messageId']}  {what}")
+        # Message fields are anyone's text: escaped, so they cannot drive the terminal.
+        print(printable(f"  {m['messageId']}  {what}"))
 
 
 def cmd_dlq_redrive(args: argparse.Namespace) -> None:

@@ -1,4 +1,5 @@
-"""moto's server as a child process: a second core for AWS emulation, killed with its parent."""
+"""moto's server as a child process: a second core for AWS emulation, killed with its parent, and
+closed to web pages (fanout.local.emulator_server)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ class Emulator:
                 f"port {self.port} is in use (another fanout running?); set FANOUT_AWS_PORT to a free port"
             )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
+            # moto's server behind the guard that refuses web pages (Origin, foreign Host).
+            [sys.executable, "-m", "fanout.local.emulator_server", HOST, str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,

@@ -32,9 +32,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from fanout import tokens
 from fanout.local.lambda_context import LocalContext
 from fanout.localenv import ACCOUNT_ID
+from fanout.text import printable
+from handlers.core.auth import Unauthorized, bearer_token
 
 log = logging.getLogger("fanout.local.gateway")
 MAX_BODY = 64 * 1024
+# A connection that sends nothing for this long is closed: idle or half-open sockets do not pin threads.
+IDLE_TIMEOUT = 20.0
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 API_ID, STAGE = "local", "local"
 AUTHORIZED = {("POST", "/data"): "/data", ("GET", "/data"): "/data", ("GET", "/data/{id}"): "/data/{id}"}
 CSP = (
@@ -97,6 +102,7 @@ class Gateway:
         web_dir: Path | None,
         ready: Callable[[], bool] = lambda: True,
         info: dict[str, str] | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
         asyncapi: Callable[[], dict[str, Any]] | None = None,
         local: Callable[[str, str, str, bytes], Any] | None = None,
     ) -> None:
@@ -112,14 +118,21 @@ class Gateway:
         self.jwt_secret = jwt_secret
         self.web_dir = web_dir.resolve() if web_dir and web_dir.is_dir() else None
         self.ready = ready
+        self.idle_timeout = idle_timeout
         self._cache: dict[str, CachedPolicy] = {}
         self._cache_lock = threading.Lock()
         gateway = self
 
         class Handler(_RequestHandler):
             gw = gateway
+            # StreamRequestHandler applies it to the socket: every read (request line, headers, body) and write.
+            timeout = idle_timeout
 
         self.server = _Server(("127.0.0.1", port), Handler)
+        bound = self.server.server_address[1]
+        # This stack's own names, as a browser on this machine writes them (Host has the port, Origin the scheme).
+        self.hosts = frozenset(f"{h}:{bound}" for h in ("127.0.0.1", "localhost", "[::1]"))
+        self.origins = frozenset(f"http://{h}" for h in self.hosts)
         self.thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
 
     def start(self) -> None:
@@ -132,14 +145,20 @@ class Gateway:
     def method_arn(self, method: str, path: str) -> str:
         return f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{API_ID}/{STAGE}/{method}{path}"
 
-    def authorize(self, token: str, method_arn: str) -> dict[str, Any] | None:
+    def authorize(self, header: str, method_arn: str) -> dict[str, Any] | None:
         """The authorizer's answer (cached per token), or None when it says Unauthorized."""
         now = time.monotonic()
+        # Keyed on the token itself, not the raw header: padding the header must not make new entries.
+        try:
+            token: str | None = bearer_token(header)
+        except Unauthorized:
+            token = None
         with self._cache_lock:
-            cached = self._cache.get(token)
+            cached = self._cache.get(token) if token else None
             if cached and cached.expires > now:
                 return cached.answer
-        event = {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn}
+        # The authorizer gets the header as sent, as API Gateway's TOKEN authorizer does.
+        event = {"type": "TOKEN", "authorizationToken": header, "methodArn": method_arn}
         try:
             answer = self.authorizer(event, LocalContext(function_name="authorizer", region=self.region))
         except Exception as exc:
@@ -148,7 +167,7 @@ class Gateway:
             raise
         # Cached for the TTL even past the token's exp, exactly as API Gateway does: the api handler
         # refuses an expired token from the context's exp, on AWS and here alike.
-        if self.cache_ttl:
+        if self.cache_ttl and token:
             with self._cache_lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
@@ -163,7 +182,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+        # The request line is the client's text: escaped, so it cannot forge lines or drive a terminal.
+        log.debug("%s %s", self.address_string(), printable(format % args))
 
     # One entry point for every method.
     def do_GET(self) -> None:
@@ -186,19 +206,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(doc).encode(), headers)
 
     def _read_body(self) -> bytes | None:
-        """The body, or None after answering 413/411 (the connection is then closed)."""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self.close_connection = True
-            self._json(411, {"message": "send a Content-Length; chunked bodies are not accepted"})
-            return None
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.close_connection = True
-            self._json(400, {"message": "Content-Length is not a number"})
-            return None
+        """The body, or None after answering 413 (the connection is then closed). Framing is checked before."""
+        length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             # Don't read a body we refuse; close so the client's remaining bytes go nowhere.
             self.close_connection = True
@@ -208,10 +217,53 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         try:
+            # Before any route, so every handler (the API, the web app, /_local/..., the console) is covered.
+            if self._refused():
+                return
             self._route()
         except Exception:
-            log.exception("gateway error on %s %s", self.command, self.path)
+            log.exception("gateway error on %s %s", self.command, printable(self.path))
             self._json(500, {"message": "Internal server error"})
+
+    def _refused(self) -> bool:
+        """Answer and close when the framing is ambiguous or the request comes from another site; True if so."""
+        refusal = self._framing_error() or self._site_error()
+        if refusal is None:
+            return False
+        # The body, if any, is left unread: closing keeps its bytes from being taken as a next request.
+        self.close_connection = True
+        self._json(*refusal)
+        return True
+
+    def _framing_error(self) -> tuple[int, dict[str, str]] | None:
+        # Only Content-Length frames a body here; any Transfer-Encoding beside it is a smuggling vector.
+        if self.headers.get_all("Transfer-Encoding") is not None:
+            return 411, {"message": "Transfer-Encoding is not accepted; send the body with a Content-Length"}
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1:
+            # Two lengths make the body boundary ambiguous (request smuggling): refuse.
+            return 400, {"message": "more than one Content-Length header"}
+        # Digits only: int() would also take "+47", " 47", "4_7" and "٤٧".
+        if lengths and not (lengths[0].isascii() and lengths[0].isdigit()):
+            return 400, {"message": "Content-Length must be digits only"}
+        return None
+
+    def _site_error(self) -> tuple[int, dict[str, str]] | None:
+        """Another site's request: a foreign Host (DNS rebinding) or, where it changes state, a foreign Origin."""
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or hosts[0].strip().lower() not in self.gw.hosts:
+            return 403, {"message": "this local stack answers only requests for its own address (Host header)"}
+        origins = self.headers.get_all("Origin")
+        if origins is None or (len(origins) == 1 and origins[0].strip().lower() in self.gw.origins):
+            return None
+        path = self._path(urlsplit(self.path).path) or ""  # decoded: /%5flocal/ is /_local/ too
+        local = path.startswith(("/_local/", "/console"))
+        # The API routes are guarded by their bearer token and behave as on AWS; everything else local that
+        # changes state (POST /_local/..., console actions) accepts only this stack's own pages.
+        api = match_resource(self.command, path) is not None
+        if local or (self.command not in SAFE_METHODS and not api):
+            return 403, {"message": "requests from other sites are refused (Origin header)"}
+        return None
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The stdlib's own errors (bad request line, oversized headers, unknown method) as JSON too."""
@@ -270,11 +322,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _route(self) -> None:
         url = urlsplit(self.path)
-        if len(self.headers.get_all("Content-Length") or []) > 1:
-            # Two lengths make the body boundary ambiguous (request smuggling): refuse.
-            self.close_connection = True
-            self._json(400, {"message": "more than one Content-Length header"})
-            return
         path = self._path(url.path)
         if path is None:
             self.close_connection = True
@@ -310,11 +357,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         root = self.gw.web_dir
         if root is None:
             return False
+        # Never a dotfile or anything in a dot directory (.env, .git/config), as the deploy skips them.
+        if any(part.startswith(".") for part in path.split("/")):
+            return False
         try:
             target = (root / (path.lstrip("/") or "index.html")).resolve()
             if target.is_dir():
                 target = target / "index.html"
             if not target.is_relative_to(root) or not target.is_file():
+                return False
+            if any(part.startswith(".") for part in target.relative_to(root).parts):
                 return False
         except (OSError, ValueError):
             return False
