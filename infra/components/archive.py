@@ -86,8 +86,11 @@ class EventArchive(pulumi.ComponentResource):
             policies.allow(
                 ["s3:PutObject"], [pulumi.Output.concat(self.bucket.arn, "/", OBJECT_PREFIX, "*")], sid="WriteArchive"
             ),
+            # Decrypt as well: S3 calls it for multipart uploads and to use the bucket key it
+            # generated (S3 user guide, "Using SSE-KMS": PutObject needs kms:GenerateDataKey and,
+            # for multipart uploads, kms:Decrypt), under the same only-through-S3 condition.
             policies.allow(
-                ["kms:GenerateDataKey"],
+                ["kms:Decrypt", "kms:GenerateDataKey"],
                 [self._key_arn],
                 sid="EncryptArchiveThroughS3",
                 condition={

@@ -14,8 +14,9 @@ from infra.context import AwsContext
 from infra.settings import Settings
 
 # Services that encrypt into or decrypt from resources under this key on our behalf: SNS delivering
-# to encrypted queues, EventBridge delivering to target queues and DLQs, CloudWatch alarms and
-# EventBridge Scheduler publishing. Functions and SQS are granted through IAM (the root statement).
+# to encrypted queues, EventBridge delivering to target queues and DLQs, CloudWatch alarms publishing
+# to the encrypted alarm topic, EventBridge Scheduler writing to its DLQ. Functions and SQS are
+# granted through IAM (the root statement).
 KEY_USER_SERVICES = (
     "sns.amazonaws.com",
     "events.amazonaws.com",
@@ -24,22 +25,50 @@ KEY_USER_SERVICES = (
 )
 
 
-def key_policy(ctx: AwsContext) -> pulumi.Output[str]:
-    return policies.document(
-        [
-            # A key policy's Resource is always "*", meaning this key. The root statement lets IAM
-            # policies grant the key; without it only this document could, and no one could manage it.
-            policies.allow(["kms:*"], ["*"], sid="EnableIamPolicies", principal={"AWS": ctx.root_principal()}),
+def service_sources(settings: Settings, ctx: AwsContext) -> dict[str, pulumi.Output[str]]:
+    """Per service principal, the ARN (pattern) of this stack's resources that may use the key.
+
+    Each service is held to this account (aws:SourceAccount) and to the stack's own resources
+    (aws:SourceArn), so another account's topic, rule, alarm or schedule cannot use the key through
+    the service (the confused deputy). The ARNs are built from names, not read from the resources:
+    those resources are encrypted with this key, so they are created after it.
+    """
+    prefix = settings.prefix
+    bus = settings.topology.event_bus_name
+    return {
+        # SNS sends aws:SourceArn (the topic) when it encrypts into a subscribed queue (SQS developer
+        # guide, "Configure KMS permissions for AWS services"): the events topic and the alarm topic.
+        "sns.amazonaws.com": ctx.arn("sns", f"{prefix}-*"),
+        # EventBridge names the rule delivering to a target queue or its DLQ; every rule of the
+        # stack's bus (EventBridge user guide: aws:SourceArn / aws:SourceAccount in key policies).
+        "events.amazonaws.com": ctx.arn("events", f"rule/{bus}/*"),
+        # CloudWatch names the alarm publishing to the encrypted alarm topic.
+        "cloudwatch.amazonaws.com": ctx.arn("cloudwatch", f"alarm:{prefix}-*"),
+        # Scheduler names the schedule writing to its DLQ (its role also holds the key through IAM).
+        "scheduler.amazonaws.com": ctx.arn("scheduler", f"schedule/default/{prefix}-*"),
+    }
+
+
+def key_policy(settings: Settings, ctx: AwsContext) -> pulumi.Output[str]:
+    statements = [
+        # A key policy's Resource is always "*", meaning this key. The root statement lets IAM
+        # policies grant the key; without it only this document could, and no one could manage it.
+        policies.allow(["kms:*"], ["*"], sid="EnableIamPolicies", principal={"AWS": ctx.root_principal()}),
+    ]
+    for service, source in service_sources(settings, ctx).items():
+        statements.append(
             policies.allow(
                 ["kms:Decrypt", "kms:GenerateDataKey*"],
                 ["*"],
-                sid="AllowAwsServicesToUseTheKey",
-                # No aws:SourceAccount condition: not every one of these services sets it on its KMS
-                # calls, and a condition that never matches silently drops every delivery.
-                principal={"Service": list(KEY_USER_SERVICES)},
-            ),
-        ]
-    )
+                sid="Service" + service.split(".")[0].capitalize(),
+                principal={"Service": service},
+                condition={
+                    "StringEquals": {"aws:SourceAccount": ctx.account_id},
+                    "ArnLike": {"aws:SourceArn": source},
+                },
+            )
+        )
+    return policies.document(statements)
 
 
 class EventTopic(pulumi.ComponentResource):
@@ -47,6 +76,7 @@ class EventTopic(pulumi.ComponentResource):
     alias: aws.kms.Alias
     topic: aws.sns.Topic
     topic_policy: aws.sns.TopicPolicy
+    tracing_policy: aws.xray.ResourcePolicy
 
     def __init__(
         self, name: str, settings: Settings, ctx: AwsContext, opts: pulumi.ResourceOptions | None = None
@@ -59,7 +89,7 @@ class EventTopic(pulumi.ComponentResource):
             description=f"{prefix}: SNS topic, SQS queues and DLQs",
             enable_key_rotation=True,
             deletion_window_in_days=30 if settings.production else 7,
-            policy=key_policy(ctx),
+            policy=key_policy(settings, ctx),
             opts=child,
         )
         self.alias = aws.kms.Alias(
@@ -70,6 +100,28 @@ class EventTopic(pulumi.ComponentResource):
             name=settings.topology.topic_name,
             kms_master_key_id=self.key.arn,
             tracing_config="Active",
+            opts=child,
+        )
+        # Active tracing: SNS writes its segments to X-Ray only if X-Ray's resource policy lets it
+        # (X-Ray developer guide, "Amazon SNS and AWS X-Ray"); without one they go missing silently.
+        # Scoped to this account and this topic, as the guide's example policy is.
+        self.tracing_policy = aws.xray.ResourcePolicy(
+            f"{name}-xray-sns",
+            policy_name=f"{prefix}-sns-active-tracing",
+            policy_document=policies.document(
+                [
+                    policies.allow(
+                        ["xray:PutTraceSegments", "xray:GetSamplingRules", "xray:GetSamplingTargets"],
+                        ["*"],
+                        sid="SnsActiveTracing",
+                        principal={"Service": "sns.amazonaws.com"},
+                        condition={
+                            "StringEquals": {"aws:SourceAccount": ctx.account_id},
+                            "ArnLike": {"aws:SourceArn": self.topic.arn},
+                        },
+                    )
+                ]
+            ),
             opts=child,
         )
         self.topic_policy = aws.sns.TopicPolicy(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fnmatch
 
 import pulumi
 
@@ -115,3 +116,76 @@ def test_a_changed_integration_uri_redeploys_the_stage():
         assert a["snapshot"] != b["snapshot"]
 
     return pulumi.Output.all(first.api.deployment.triggers, second.api.deployment.triggers).apply(check)
+
+
+# ---------------------------------------------------------------- 10. KMS key: no confused deputy
+
+
+@pulumi.runtime.test
+def test_service_principals_use_the_messaging_key_only_for_this_accounts_resources(any_stack):
+    s = any_stack.settings
+    expected_source = {
+        "sns.amazonaws.com": f"arn:aws:sns:{{region}}:{mocks.ACCOUNT}:{s.prefix}-*",
+        "events.amazonaws.com": f"arn:aws:events:{{region}}:{mocks.ACCOUNT}:rule/{s.topology.event_bus_name}/*",
+        "cloudwatch.amazonaws.com": f"arn:aws:cloudwatch:{{region}}:{mocks.ACCOUNT}:alarm:{s.prefix}-*",
+        "scheduler.amazonaws.com": f"arn:aws:scheduler:{{region}}:{mocks.ACCOUNT}:schedule/default/{s.prefix}-*",
+    }
+
+    def check(args):
+        policy, topic_arn = args
+        region = topic_arn.split(":")[3]
+        services = [st for st in statements(policy) if "Service" in st.get("Principal", {})]
+        assert {st["Principal"]["Service"] for st in services} == set(expected_source)
+        for st in services:
+            service = st["Principal"]["Service"]
+            assert st["Condition"]["StringEquals"] == {"aws:SourceAccount": mocks.ACCOUNT}, service
+            assert st["Condition"]["ArnLike"] == {"aws:SourceArn": expected_source[service].format(region=region)}, (
+                service
+            )
+            assert set(st["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+        # The stack's own topic matches SNS's pattern.
+        assert fnmatch.fnmatch(topic_arn, expected_source["sns.amazonaws.com"].format(region=region))
+
+    return pulumi.Output.all(any_stack.topic.key.policy, any_stack.topic.topic.arn).apply(check)
+
+
+# ---------------------------------------------------------------- 5. X-Ray lets SNS put its segments
+
+
+@pulumi.runtime.test
+def test_xray_resource_policy_lets_sns_trace_this_topic_only(any_stack):
+    topic = any_stack.topic
+
+    def check(args):
+        tracing, document, topic_arn = args
+        assert tracing == "Active"
+        (stmt,) = statements(document)
+        assert stmt["Principal"] == {"Service": "sns.amazonaws.com"}
+        assert "xray:PutTraceSegments" in stmt["Action"]
+        assert stmt["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": mocks.ACCOUNT},
+            "ArnLike": {"aws:SourceArn": topic_arn},
+        }
+
+    return pulumi.Output.all(topic.topic.tracing_config, topic.tracing_policy.policy_document, topic.topic.arn).apply(
+        check
+    )
+
+
+# ---------------------------------------------------------------- 12. archive writer: decrypt through S3 too
+
+
+@pulumi.runtime.test
+def test_archive_writer_may_decrypt_the_bucket_key_only_through_s3(dev):
+    writer = dev.consumers["archive"]
+
+    def check(args):
+        policy, key_arn = args
+        kms = [st for st in statements(policy) if any(a.startswith("kms:") for a in st["Action"])]
+        through_s3 = [st for st in kms if st["Resource"] == [key_arn]]
+        assert len(through_s3) == 1, through_s3
+        (stmt,) = through_s3
+        assert set(stmt["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+        assert stmt["Condition"] == {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}
+
+    return pulumi.Output.all(writer.function.policy.policy, dev.table.key.arn).apply(check)
