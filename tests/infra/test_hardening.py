@@ -10,6 +10,7 @@ import pytest
 
 from fanout.topology import TopologyError
 from infra import mocks, plan
+from infra.paths import ROOT
 from infra.settings import from_raw
 from tests.infra.helpers import as_list, has_tls_deny, statements
 
@@ -280,3 +281,14 @@ def test_execute_api_endpoint_stays_the_cdn_origin_and_is_closed_to_others_in_pr
     distribution = one(recorded, "aws:cloudfront/distribution:Distribution")
     api_origins = [o for o in distribution["origins"] if o["originId"] == "api"]
     assert len(api_origins) == 1 and ".execute-api." in api_origins[0]["domainName"]
+
+
+def test_deploy_doc_has_a_security_section_covering_protections_duties_and_gaps():
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert "\n## Security\n" in text
+    section = text.split("\n## Security\n", 1)[1].split("\n## ", 1)[0]
+    for topic in ("**Tokens.**", "**Isolation.**", "**Encryption.**", "**WAF**", "**TLS.**", "**Logs.**"):
+        assert topic in section, topic
+    assert "**What you must configure.**" in section and "**Not covered.**" in section
+    for duty in ("token.audience", "mfa", "customDomain"):
+        assert duty in section, duty
