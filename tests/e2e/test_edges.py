@@ -116,7 +116,7 @@ def test_ctrl_c_keeps_what_was_written(tmp_path: Path) -> None:
 def test_stack_stops_when_the_emulator_dies(tmp_path: Path) -> None:
     with running_stack(tmp_path) as stack:
         moto = subprocess.run(
-            ["pgrep", "-f", f"moto.server -H 127.0.0.1 -p {stack.env['FANOUT_AWS_PORT']}"],
+            ["pgrep", "-f", f"fanout.local.emulator_server 127.0.0.1 {stack.env['FANOUT_AWS_PORT']}"],
             capture_output=True,
             text=True,
         ).stdout.split()
