@@ -62,10 +62,20 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "aws:apigateway/stage:Stage": ("stageName", "xrayTracingEnabled"),
     "aws:apigateway/methodSettings:MethodSettings": ("methodPath", "settings"),
     "aws:apigateway/response:Response": ("responseType", "statusCode"),
-    "aws:cognito/userPool:UserPool": ("name", "mfaConfiguration", "deletionProtection"),
+    "aws:cognito/userPool:UserPool": ("name", "mfaConfiguration", "userPoolTier", "deletionProtection"),
     "aws:cognito/userGroup:UserGroup": ("name",),
     "aws:cognito/userPoolClient:UserPoolClient": ("name", "allowedOauthFlows", "allowedOauthScopes"),
-    "aws:cloudfront/distribution:Distribution": ("priceClass", "httpVersion", "defaultRootObject"),
+    "aws:cloudfront/distribution:Distribution": (
+        "priceClass",
+        "httpVersion",
+        "defaultRootObject",
+        "aliases",
+        "viewerCertificate",
+    ),
+    # region: set where a resource lives outside the stack's region (CloudFront's WAF and logs: us-east-1).
+    "aws:wafv2/webAcl:WebAcl": ("name", "scope", "region"),
+    "aws:cloudwatch/logDeliverySource:LogDeliverySource": ("name", "logType", "region"),
+    "aws:cloudwatch/logDelivery:LogDelivery": ("region",),
     "aws:s3/bucketObjectv2:BucketObjectv2": ("key", "contentType"),
     "aws:iam/role:Role": ("description",),
 }
