@@ -201,7 +201,7 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
             statements = archive.writer_statements(ctx)
             environment = {"ARCHIVE_BUCKET": archive.bucket.bucket}
         consumers[spec.name] = Consumer(
-            f"consumer-{spec.name}", spec, topic, shared, statements=statements, environment=environment
+            f"consumer-{spec.name}", spec, topic, shared, bus=bus, statements=statements, environment=environment
         )
 
     generator = Generator("generator", topic, shared)

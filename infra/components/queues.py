@@ -1,80 +1,25 @@
-"""Encrypted SQS queues and their resource policies, shared by consumers, the bus and the generator."""
+"""Encrypted SQS queues and their resource policies, shared by consumers, the bus and the generator.
+
+The one implementation lives in the consumer package (`fanout_subscriber.queues`), which other
+projects install; fanout's own components use it from here.
+"""
 
 from __future__ import annotations
 
-import pulumi
-import pulumi_aws as aws
+from fanout_subscriber.queues import (
+    DLQ_RETENTION_SECONDS,
+    QUEUE_RETENTION_SECONDS,
+    allow_redrive_from,
+    encrypted_queue,
+    queue_policy,
+    redrive_to,
+)
 
-from infra import policies
-
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: time to notice, fix and redrive
-QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
-
-
-def encrypted_queue(
-    name: str,
-    queue_name: str,
-    key_arn: pulumi.Input[str],
-    *,
-    parent: pulumi.Resource,
-    retention_seconds: int = QUEUE_RETENTION_SECONDS,
-    visibility_timeout_seconds: int = 30,
-    redrive_policy: pulumi.Input[str] | None = None,
-) -> aws.sqs.Queue:
-    return aws.sqs.Queue(
-        name,
-        name=queue_name,
-        kms_master_key_id=key_arn,
-        # Reusing a data key for 5 minutes keeps KMS calls (and their cost) low.
-        kms_data_key_reuse_period_seconds=300,
-        message_retention_seconds=retention_seconds,
-        visibility_timeout_seconds=visibility_timeout_seconds,
-        receive_wait_time_seconds=20,
-        redrive_policy=redrive_policy,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-
-
-def queue_policy(
-    name: str,
-    queue: aws.sqs.Queue,
-    *,
-    parent: pulumi.Resource,
-    service: str | None = None,
-    source_arn: pulumi.Input[str] | None = None,
-) -> aws.sqs.QueuePolicy:
-    """Deny non-TLS access; when a service delivers here, allow it only from `source_arn`."""
-    statements: list[policies.Statement] = []
-    if service is not None:
-        statements.append(
-            policies.allow(
-                ["sqs:SendMessage"],
-                [queue.arn],
-                sid="AllowDeliveryFromSource",
-                principal={"Service": service},
-                condition={"ArnEquals": {"aws:SourceArn": source_arn}},
-            )
-        )
-    statements.append(policies.deny_insecure_transport("sqs:*", [queue.arn]))
-    return aws.sqs.QueuePolicy(
-        name,
-        queue_url=queue.url,
-        policy=policies.document(statements),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-
-
-def redrive_to(dlq: aws.sqs.Queue, max_receive_count: int) -> pulumi.Output[str]:
-    return pulumi.Output.json_dumps({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": max_receive_count})
-
-
-def allow_redrive_from(name: str, dlq: aws.sqs.Queue, source: aws.sqs.Queue, *, parent: pulumi.Resource):
-    """Only `source` may use `dlq` as its DLQ (and `fanout dlq redrive` moves messages back to it)."""
-    return aws.sqs.RedriveAllowPolicy(
-        name,
-        queue_url=dlq.url,
-        redrive_allow_policy=pulumi.Output.json_dumps(
-            {"redrivePermission": "byQueue", "sourceQueueArns": [source.arn]}
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
+__all__ = [
+    "DLQ_RETENTION_SECONDS",
+    "QUEUE_RETENTION_SECONDS",
+    "allow_redrive_from",
+    "encrypted_queue",
+    "queue_policy",
+    "redrive_to",
+]

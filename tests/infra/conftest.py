@@ -31,6 +31,13 @@ def variant_config() -> dict:
             "maxConcurrency": 3,
             "maxReceiveCount": 7,
         },
+        # A bus consumer: a rule on the stack's bus delivering to its queue.
+        {
+            "name": "notify",
+            "source": "bus",
+            "eventPattern": {"source": ["fanout.persister"], "detail-type": ["fanout.data.persisted.v1"]},
+            "maxReceiveCount": 4,
+        },
     ]
     config["vpc"] = {"enabled": True, "azCount": 3}
     config["token"] = {"algorithms": ["HS256"], "cacheTtlSeconds": 60}

@@ -35,12 +35,46 @@ def test_every_consumer_from_config_is_built(any_stack):
             c.subscription.raw_message_delivery,
         )
         for c in any_stack.consumers.values()
+        if c.subscription is not None
     ]
     return pulumi.Output.all(*rows).apply(check)
 
 
+def test_each_consumer_has_a_subscription_or_a_rule_by_its_source(any_stack):
+    for c in any_stack.consumers.values():
+        if c.spec.source == "bus":
+            assert c.subscription is None and c.rule is not None and c.target is not None
+        else:
+            assert c.subscription is not None and c.rule is None and c.target is None
+
+
+@pulumi.runtime.test
+def test_a_bus_consumer_is_a_rule_on_the_stack_bus_with_its_pattern_and_a_target_dlq(variant):
+    c = variant.consumers["notify"]
+    topology = variant.settings.topology
+
+    def check(args):
+        rule_name, bus_name, pattern, target_bus, dead_letter, target_dlq_arn, queue_name, retry = args
+        assert rule_name == queue_name == topology.queue_name(c.spec)
+        assert bus_name == target_bus == topology.event_bus_name
+        assert json.loads(pattern) == c.spec.event_pattern
+        assert dead_letter["arn"] == target_dlq_arn
+        assert retry["maximum_retry_attempts"] > 0
+
+    return pulumi.Output.all(
+        c.rule.name,
+        c.rule.event_bus_name,
+        c.rule.event_pattern,
+        c.target.event_bus_name,
+        c.target.dead_letter_config,
+        c.delivery_dlq.arn,
+        c.queue.name,
+        c.target.retry_policy,
+    ).apply(check)
+
+
 def test_the_variant_adds_consumers_by_config_alone(dev, variant):
-    assert set(variant.consumers) == set(dev.consumers) | {"audit", "mirror"}
+    assert set(variant.consumers) == set(dev.consumers) | {"audit", "mirror", "notify"}
     assert variant.consumers["audit"].function is None
     assert variant.consumers["mirror"].function is not None
 
@@ -94,7 +128,9 @@ def test_every_subscription_has_its_own_dlq(any_stack):
         assert len(seen) == len(rows)
 
     rows = [
-        pulumi.Output.all(c.subscription.redrive_policy, c.subscription_dlq.arn) for c in any_stack.consumers.values()
+        pulumi.Output.all(c.subscription.redrive_policy, c.subscription_dlq.arn)
+        for c in any_stack.consumers.values()
+        if c.subscription is not None
     ]
     return pulumi.Output.all(*rows).apply(check)
 
@@ -188,5 +224,7 @@ def test_topic_traces_and_subscriptions_use_raw_delivery(any_stack):
 
     return pulumi.Output.all(
         any_stack.topic.topic.tracing_config,
-        pulumi.Output.all(*[c.subscription.raw_message_delivery for c in any_stack.consumers.values()]),
+        pulumi.Output.all(
+            *[c.subscription.raw_message_delivery for c in any_stack.consumers.values() if c.subscription is not None]
+        ),
     ).apply(check)

@@ -1,0 +1,324 @@
+"""Consumer: a complete, correct consumer of a fanout stack, in any account.
+
+From a topic ARN (with an optional SNS filter policy) or a bus name/ARN (with an EventBridge event
+pattern) it builds:
+
+- the queue and its DLQ (a redrive policy after `max_receive_count` receives, a redrive-allow
+  policy so only this queue uses that DLQ and a redrive can move messages back);
+- a delivery DLQ for what the source cannot deliver at all (the SNS subscription's, or the
+  EventBridge target's), so nothing is lost silently;
+- queue policies that admit only the source (`aws:SourceArn` the topic or the rule) and refuse
+  anything but TLS;
+- topic source: a raw-delivery SQS subscription with the filter policy; bus source: a rule with the
+  event pattern and a target with retries and the delivery DLQ;
+- the KMS key of all three queues: the one given, or its own, whose key policy lets only the
+  source's service (sns.amazonaws.com or events.amazonaws.com) encrypt into them, only for that
+  topic or rule; a KMS-encrypted topic's deliveries fail without exactly this;
+- optionally a function (`FunctionArgs`) with a least-privilege role (its queue, its key, what you
+  add) fed by an event source mapping that reports partial batch failures;
+- optionally a DLQ-depth alarm per DLQ (`DlqAlarm`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from fanout_subscriber import policies
+from fanout_subscriber.function import Function, FunctionArgs
+from fanout_subscriber.queues import (
+    DLQ_RETENTION_SECONDS,
+    allow_redrive_from,
+    encrypted_queue,
+    queue_policy,
+    redrive_to,
+)
+
+FILTER_SCOPES = ("MessageAttributes", "MessageBody")
+RULE_NAME = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
+
+
+@dataclass(frozen=True)
+class TopicSource:
+    """The fanout stack's SNS topic (stack output `topic_arn`)."""
+
+    topic_arn: pulumi.Input[str]
+    filter_policy: Mapping[str, Any] | None = None  # e.g. {"type": ["fanout.data.generated.v1"]}
+    filter_policy_scope: str = "MessageAttributes"
+
+
+@dataclass(frozen=True)
+class BusSource:
+    """The fanout stack's EventBridge bus: its name in the same account, its ARN from another one."""
+
+    event_bus: pulumi.Input[str]  # stack output `event_bus_name` (same account) or `event_bus_arn`
+    event_pattern: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"detail-type": ["fanout.data.persisted.v1"]}
+    rule_name: str | None = None  # None: Pulumi picks a unique name
+
+
+@dataclass(frozen=True)
+class DlqAlarm:
+    """An alarm when any message waits in a DLQ; `actions` are SNS topic ARNs to notify."""
+
+    actions: Sequence[pulumi.Input[str]] = ()
+    period_seconds: int = 60
+
+
+class ConsumerError(ValueError):
+    """Arguments that cannot describe a consumer; the message names the argument."""
+
+
+def _check(source: TopicSource | BusSource, max_receive_count: int, batch_size: int, window: int) -> None:
+    if isinstance(source, TopicSource):
+        if source.filter_policy_scope not in FILTER_SCOPES:
+            raise ConsumerError(f"filter_policy_scope must be one of {', '.join(FILTER_SCOPES)}")
+        if source.filter_policy is not None and not isinstance(source.filter_policy, Mapping):
+            raise ConsumerError("filter_policy must be a mapping (an SNS filter policy)")
+    elif isinstance(source, BusSource):
+        if not isinstance(source.event_pattern, Mapping) or not source.event_pattern:
+            raise ConsumerError("event_pattern must be a non-empty mapping (an EventBridge event pattern)")
+        if source.rule_name is not None and not RULE_NAME.match(source.rule_name):
+            raise ConsumerError(f"rule_name must be 1-64 letters, digits, '.', '-' or '_', got {source.rule_name!r}")
+    else:
+        raise ConsumerError("source must be a TopicSource or a BusSource")
+    if not 1 <= max_receive_count <= 1000:
+        raise ConsumerError(f"max_receive_count must be from 1 to 1000, got {max_receive_count}")
+    if not 1 <= batch_size <= (10_000 if window else 10):
+        raise ConsumerError(f"batch_size must be from 1 to 10 (to 10000 with a batching window), got {batch_size}")
+
+
+class Consumer(pulumi.ComponentResource):
+    """A queue (and optionally a function) receiving a fanout stack's events; see the module docstring."""
+
+    source: TopicSource | BusSource
+    key: aws.kms.Key | None
+    key_arn: pulumi.Output[str]
+    queue: aws.sqs.Queue
+    dlq: aws.sqs.Queue
+    delivery_dlq: aws.sqs.Queue
+    queue_policy: aws.sqs.QueuePolicy
+    dlq_policy: aws.sqs.QueuePolicy
+    delivery_dlq_policy: aws.sqs.QueuePolicy
+    redrive_allow: aws.sqs.RedriveAllowPolicy
+    subscription: aws.sns.TopicSubscription | None
+    rule: aws.cloudwatch.EventRule | None
+    target: aws.cloudwatch.EventTarget | None
+    function: Function | None
+    event_source_mapping: aws.lambda_.EventSourceMapping | None
+    alarms: dict[str, aws.cloudwatch.MetricAlarm]
+
+    def __init__(
+        self,
+        name: str,
+        source: TopicSource | BusSource,
+        *,
+        queue_name: str | None = None,
+        dlq_name: str | None = None,
+        kms_key_arn: pulumi.Input[str] | None = None,
+        max_receive_count: int = 3,
+        visibility_timeout_seconds: int | None = None,
+        function: FunctionArgs | None = None,
+        batch_size: int = 10,
+        batching_window_seconds: int = 0,
+        max_concurrency: int = 2,
+        dlq_alarm: DlqAlarm | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("fanout:aws:Consumer", name, None, opts)
+        _check(source, max_receive_count, batch_size, batching_window_seconds)
+        self.source = source
+        child = pulumi.ResourceOptions(parent=self)
+        on_topic = isinstance(source, TopicSource)
+        service = "sns.amazonaws.com" if on_topic else "events.amazonaws.com"
+
+        # The rule exists before the queues: its ARN scopes the key and queue policies.
+        self.rule = self.target = self.subscription = None
+        if isinstance(source, BusSource):
+            self.rule = aws.cloudwatch.EventRule(
+                f"{name}-rule",
+                name=source.rule_name,
+                event_bus_name=source.event_bus,
+                event_pattern=json.dumps(dict(source.event_pattern), sort_keys=True),
+                description=f"{name}: events for this consumer's queue",
+                opts=child,
+            )
+            source_arn: pulumi.Input[str] = self.rule.arn
+        else:
+            source_arn = source.topic_arn
+
+        self.key = None
+        if kms_key_arn is None:
+            self.key = self._own_key(name, service, source_arn)
+            kms_key_arn = self.key.arn
+        self.key_arn = pulumi.Output.from_input(kms_key_arn)
+
+        # At least six times the function timeout (AWS guidance), so a retry never overlaps a slow attempt.
+        visibility = visibility_timeout_seconds or 6 * (function.timeout_seconds if function else 30)
+        self.dlq = encrypted_queue(
+            f"{name}-dlq", dlq_name, kms_key_arn, parent=self, retention_seconds=DLQ_RETENTION_SECONDS
+        )
+        self.queue = encrypted_queue(
+            f"{name}-queue",
+            queue_name,
+            kms_key_arn,
+            parent=self,
+            visibility_timeout_seconds=visibility,
+            redrive_policy=redrive_to(self.dlq, max_receive_count),
+        )
+        self.redrive_allow = allow_redrive_from(f"{name}-dlq-redrive-allow", self.dlq, self.queue, parent=self)
+        # The names say which delivery DLQ this is; the resource names stay those fanout's stacks always had.
+        delivery = "subscription-dlq" if on_topic else "target-dlq"
+        self.delivery_dlq = encrypted_queue(
+            f"{name}-{delivery}",
+            f"{queue_name}-{'sub' if on_topic else 'target'}-dlq" if queue_name else None,
+            kms_key_arn,
+            parent=self,
+            retention_seconds=DLQ_RETENTION_SECONDS,
+        )
+        self.queue_policy = queue_policy(
+            f"{name}-queue-policy", self.queue, parent=self, service=service, source_arn=source_arn
+        )
+        self.dlq_policy = queue_policy(f"{name}-dlq-policy", self.dlq, parent=self)
+        self.delivery_dlq_policy = queue_policy(
+            f"{name}-{delivery}-policy", self.delivery_dlq, parent=self, service=service, source_arn=source_arn
+        )
+        # Without the queue policies in place, the source's first deliveries would be refused.
+        after_policies = pulumi.ResourceOptions(parent=self, depends_on=[self.queue_policy, self.delivery_dlq_policy])
+        if isinstance(source, TopicSource):
+            policy = dict(source.filter_policy) if source.filter_policy else None
+            self.subscription = aws.sns.TopicSubscription(
+                f"{name}-subscription",
+                topic=source.topic_arn,
+                protocol="sqs",
+                endpoint=self.queue.arn,
+                raw_message_delivery=True,
+                filter_policy=json.dumps(policy, sort_keys=True) if policy else None,
+                filter_policy_scope=source.filter_policy_scope if policy else None,
+                redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": self.delivery_dlq.arn}),
+                opts=after_policies,
+            )
+        else:
+            assert self.rule is not None
+            self.target = aws.cloudwatch.EventTarget(
+                f"{name}-target",
+                rule=self.rule.name,
+                event_bus_name=source.event_bus,
+                arn=self.queue.arn,
+                retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                    maximum_event_age_in_seconds=24 * 3600, maximum_retry_attempts=20
+                ),
+                dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=self.delivery_dlq.arn),
+                opts=after_policies,
+            )
+
+        self.function = None
+        self.event_source_mapping = None
+        if function is not None:
+            consume = [
+                policies.allow(
+                    [
+                        "sqs:ReceiveMessage",
+                        "sqs:DeleteMessage",
+                        "sqs:GetQueueAttributes",
+                        "sqs:ChangeMessageVisibility",
+                    ],
+                    [self.queue.arn],
+                    sid="ConsumeOwnQueue",
+                ),
+                policies.allow(["kms:Decrypt"], [kms_key_arn], sid="DecryptMessages"),
+            ]
+            self.function = Function(
+                f"{name}-fn",
+                dataclasses.replace(function, statements=[*consume, *function.statements]),
+                opts=child,
+            )
+            self.event_source_mapping = aws.lambda_.EventSourceMapping(
+                f"{name}-esm",
+                event_source_arn=self.queue.arn,
+                function_name=self.function.function.arn,
+                batch_size=batch_size,
+                maximum_batching_window_in_seconds=batching_window_seconds,
+                # Failed messages are retried (and reach the DLQ) alone, without holding back their batch.
+                function_response_types=["ReportBatchItemFailures"],
+                scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(maximum_concurrency=max_concurrency),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.function.policy]),
+            )
+
+        self.alarms = {}
+        if dlq_alarm is not None:
+            for slug, dlq in (("dlq", self.dlq), (delivery, self.delivery_dlq)):
+                self.alarms[slug] = aws.cloudwatch.MetricAlarm(
+                    f"{name}-{slug}-depth",
+                    alarm_description=f"{name}: a message is waiting in its {slug}; inspect it, fix, redrive",
+                    namespace="AWS/SQS",
+                    metric_name="ApproximateNumberOfMessagesVisible",
+                    dimensions={"QueueName": dlq.name},
+                    statistic="Maximum",
+                    period=dlq_alarm.period_seconds,
+                    evaluation_periods=1,
+                    threshold=0,
+                    comparison_operator="GreaterThanThreshold",
+                    treat_missing_data="notBreaching",
+                    alarm_actions=list(dlq_alarm.actions),
+                    ok_actions=list(dlq_alarm.actions),
+                    opts=child,
+                )
+        self.register_outputs(
+            {"queue_url": self.queue.url, "queue_arn": self.queue.arn, "dlq_url": self.dlq.url, "key_arn": self.key_arn}
+        )
+
+    def _own_key(self, name: str, service: str, source_arn: pulumi.Input[str]) -> aws.kms.Key:
+        """A key for this consumer's queues that only the source may encrypt into, for this source only."""
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        root = pulumi.Output.concat("arn:", partition.partition, ":iam::", identity.account_id, ":root")
+        return aws.kms.Key(
+            f"{name}-key",
+            description=f"{name}: the consumer's queues and DLQs",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            policy=key_policy(root, service, source_arn),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    @property
+    def subscription_dlq(self) -> aws.sqs.Queue:
+        """The delivery DLQ under the name it has for a topic consumer."""
+        return self.delivery_dlq
+
+    @property
+    def subscription_dlq_policy(self) -> aws.sqs.QueuePolicy:
+        return self.delivery_dlq_policy
+
+    @property
+    def dead_letter_queues(self) -> list[aws.sqs.Queue]:
+        return [self.dlq, self.delivery_dlq]
+
+
+def key_policy(root: pulumi.Input[str], service: str, source_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The key policy a consumer's queue key needs when a topic (or rule) in any account delivers to it.
+
+    The account's root statement lets IAM policies grant the key (the consumer's function gets
+    kms:Decrypt that way). The service statement is what cross-account delivery needs: SNS (or
+    EventBridge) generates a data key and decrypts with it to put each message in the queue, and
+    may do so only for this topic (or rule).
+    """
+    return policies.document(
+        [
+            policies.allow(["kms:*"], ["*"], sid="EnableIamPolicies", principal={"AWS": root}),
+            policies.allow(
+                ["kms:Decrypt", "kms:GenerateDataKey*"],
+                ["*"],
+                sid="AllowSourceToEncryptIntoQueues",
+                principal={"Service": service},
+                condition={"ArnEquals": {"aws:SourceArn": source_arn}},
+            ),
+        ]
+    )
