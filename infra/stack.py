@@ -7,12 +7,14 @@ audience), and the functions before the API's methods.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from fanout import asyncapi
 from infra import package, policies
 from infra.components.access_logs import CdnAccessLogs
 from infra.components.api import DataApi
@@ -118,6 +120,8 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
     cdn_logs = CdnAccessLogs("cdn-logs", settings, ctx, website.distribution)
     identity.web_client(website.url)
     website.publish_config(identity.web_config())
+    # The event contract next to the web app, from the same generator as the local GET /asyncapi.json.
+    website.publish_asyncapi(asyncapi_document(settings, topic, bus, ctx))
 
     tokens = identity.token_settings()
     auth_env = {"JWT_ALGORITHMS": tokens.algorithms, "ROLES_CLAIM": tokens.roles_claim}
@@ -243,14 +247,41 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
     return stack
 
 
+def asyncapi_document(settings: Settings, topic: EventTopic, bus: EventBus, ctx: AwsContext) -> pulumi.Output[str]:
+    """The stack's AsyncAPI document (fanout.asyncapi) with its real ARNs and region."""
+
+    def render(args: list[str]) -> str:
+        region, topic_arn, bus_arn = args
+        where = asyncapi.Where(region=region, topic_arn=topic_arn, event_bus_arn=bus_arn)
+        return json.dumps(asyncapi.document(settings.topology, where), indent=2)
+
+    return pulumi.Output.all(ctx.region, topic.topic.arn, bus.bus.arn).apply(render)
+
+
+def subscriber_outputs(stack: Stack) -> dict[str, pulumi.Input]:
+    """What a team subscribing from another project or account needs (docs/deploy.md); nothing secret."""
+    topology = stack.settings.topology
+    return {
+        "topic_arn": stack.topic.topic.arn,
+        "event_bus_name": stack.bus.bus.name,
+        "event_bus_arn": stack.bus.bus.arn,
+        "asyncapi_url": stack.website.asyncapi_url,
+        # The ARN's region field: where the topic (and everything else) lives.
+        "region": stack.topic.topic.arn.apply(lambda arn: arn.split(":")[3]),
+        "event_types": sorted(asyncapi.event_types()),
+        "event_bus_source": asyncapi.BUS_SOURCE,
+        "topic_name": topology.topic_name,
+    }
+
+
 def export(stack: Stack) -> None:
     """Stack outputs: what `fanout status`-like tools, the smoke test and people need."""
     s = stack.settings
     pulumi.export("web_url", stack.website.url)
     pulumi.export("api_url", stack.api.invoke_url)
-    pulumi.export("topic_arn", stack.topic.topic.arn)
+    for name, value in subscriber_outputs(stack).items():
+        pulumi.export(name, value)
     pulumi.export("table_name", stack.table.table.name)
-    pulumi.export("event_bus_name", stack.bus.bus.name)
     pulumi.export(
         "consumers",
         {n: {"queue_url": c.queue.url, "dlq_url": c.dlq.url} for n, c in stack.consumers.items()},

@@ -31,6 +31,7 @@ CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 
 API_PATHS = ("/data*", "/openapi.json")
+ASYNCAPI_KEY = "asyncapi.json"  # generated per stack (fanout.asyncapi), never a file under web/
 # The newest security policy CloudFront offers for custom certificates: TLS 1.2+, modern ciphers.
 MINIMUM_TLS = "TLSv1.2_2021"
 S3_ORIGIN, API_ORIGIN = "web-bucket", "api"
@@ -67,6 +68,8 @@ class WebSite(pulumi.ComponentResource):
     bucket_policy: aws.s3.BucketPolicy
     objects: dict[str, aws.s3.BucketObjectv2]
     config_object: aws.s3.BucketObjectv2 | None = None
+    asyncapi_object: aws.s3.BucketObjectv2 | None = None
+    asyncapi_url: pulumi.Output[str] | None = None
 
     def __init__(
         self,
@@ -249,3 +252,18 @@ class WebSite(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ownership]),
         )
         self.register_outputs({"url": self.url})
+
+    def publish_asyncapi(self, document: pulumi.Input[str]) -> pulumi.Output[str]:
+        """asyncapi.json next to the web app (the stack's published event contract); returns its URL."""
+        self.asyncapi_object = aws.s3.BucketObjectv2(
+            f"{self._name}-file-asyncapi.json",
+            bucket=self.bucket.id,
+            key=ASYNCAPI_KEY,
+            content=document,
+            content_type="application/json",
+            # Revalidated on every read, so a deploy that adds a consumer shows at once.
+            cache_control="no-cache",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ownership]),
+        )
+        self.asyncapi_url = pulumi.Output.concat(self.url, "/", ASYNCAPI_KEY)
+        return self.asyncapi_url
