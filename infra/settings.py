@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from fanout.topology import NAMESPACE, Topology, TopologyError, config_int, from_config
+from fanout.topology import NAMESPACE, Topology, TopologyError, config_int, from_config, refuse_unknown
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922)
@@ -296,9 +296,7 @@ def _identity(raw: dict[str, Any], topology: Topology, production: bool) -> Iden
 
 def _waf(raw: dict[str, Any], production: bool) -> Waf:
     where = _key("waf")
-    unknown = sorted(set(raw) - set(WAF_KEYS))
-    if unknown:
-        raise TopologyError(f"{where} has unknown keys: {', '.join(unknown)} (known: {', '.join(WAF_KEYS)})")
+    refuse_unknown(raw, WAF_KEYS, f"{where}.")
     enabled = _bool(raw, "enabled", production, "waf.")
     if raw.get("blockDirectApi") is True and not enabled:
         raise TopologyError(f"{where}.blockDirectApi needs {where}.enabled: the web ACL is what blocks")

@@ -160,7 +160,9 @@ def test_blocked_requests_raise_alarms_in_the_region_of_their_metrics(hardened):
 def test_waf_is_off_by_default_in_dev_and_refuses_unknown_or_contradictory_keys(builds):
     recorded, built = builds["dev"]
     assert built.firewall is None and not registered(recorded, "aws:wafv2/webAcl:WebAcl")
-    with pytest.raises(TopologyError, match=r"fanout:waf has unknown keys: rateLimit\b"):
+    with pytest.raises(
+        TopologyError, match=r"fanout:waf\.rateLimit is not a known key \(did you mean fanout:waf\.rateLimitPer5Min\?\)"
+    ):
         from_raw("prd", {"waf": {"rateLimit": 5}})
     with pytest.raises(TopologyError, match=r"fanout:waf\.rateLimitPer5Min"):
         from_raw("prd", {"waf": {"rateLimitPer5Min": 5}})  # AWS's minimum is 10
