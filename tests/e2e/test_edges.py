@@ -27,12 +27,17 @@ def _raw(stack: Stack, request: bytes) -> bytes:
 
 
 def test_every_error_is_json(stack: Stack) -> None:
+    # The stack's own Host, so each request reaches the check it is about (a foreign Host is refused first).
+    host = f"Host: 127.0.0.1:{stack.env['FANOUT_PORT']}\r\n".encode()
     for request in (
-        b"TRACE /data HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"TRACE /data HTTP/1.1\r\n" + host + b"Connection: close\r\n\r\n",
         b"GARBAGE\r\n\r\n",
-        b"GET /data HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\nConnection: close\r\n\r\n",
-        b"POST /data HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 43\r\nConnection: close\r\n\r\nhello",
-        b"GET /index.html%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /data HTTP/1.1\r\n" + host + b"X-Big: " + b"a" * 70_000 + b"\r\nConnection: close\r\n\r\n",
+        b"POST /data HTTP/1.1\r\n"
+        + host
+        + b"Content-Length: 5\r\nContent-Length: 43\r\nConnection: close\r\n\r\nhello",
+        b"GET /index.html%00 HTTP/1.1\r\n" + host + b"Connection: close\r\n\r\n",
+        b"GET /data HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     ):
         raw = _raw(stack, request)
         if not raw.startswith(b"HTTP/"):
