@@ -86,12 +86,14 @@ class Function(pulumi.ComponentResource):
         ]
         if in_vpc:
             # Lambda validates these against "*" when it creates the function's network interfaces,
-            # and the Describe action has no resource-level permissions (AWS's own managed policy does the same).
+            # and the Describe actions have no resource-level permissions: the actions of AWS's managed
+            # AWSLambdaVPCAccessExecutionRole, DescribeSubnets included (Lambda checks the subnets).
             self.statements.append(
                 policies.allow(
                     [
                         "ec2:CreateNetworkInterface",
                         "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeSubnets",
                         "ec2:DeleteNetworkInterface",
                         "ec2:AssignPrivateIpAddresses",
                         "ec2:UnassignPrivateIpAddresses",

@@ -7,6 +7,8 @@ redeploys when nothing changed.
 
 from infra import context, package, settings, stack
 
+# The config first: a refused setting fails in a second, before the artifacts are built.
+config = settings.load()
 artifacts = package.build_all()
-built = stack.build(settings.load(), context.current(), artifacts)
+built = stack.build(config, context.current(), artifacts)
 stack.export(built)

@@ -44,6 +44,8 @@ class AwsMocks(Mocks):
         physical = args.inputs.get("name") or args.inputs.get("functionName") or f"{args.name}-0000000"
         state = dict(args.inputs)
         state.update(self._computed(args.typ, str(physical), args.inputs))
+        if args.typ == "aws:secretsmanager/secret:Secret":
+            return state["arn"], state  # a secret's id is its ARN
         return f"{physical}-id", state
 
     def _computed(self, typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +91,8 @@ class AwsMocks(Mocks):
             out["arn"] = f"arn:aws:kms:{region}:{acct}:key/{name}"
         elif typ == "aws:secretsmanager/secret:Secret":
             out["arn"] = f"arn:aws:secretsmanager:{region}:{acct}:secret:{inputs.get('namePrefix', name)}abc"
+        elif typ == "aws:secretsmanager/secretVersion:SecretVersion":
+            out["secretArn"] = inputs.get("secretId")  # the version's secret_arn is its secret's ARN
         elif typ.startswith("random:"):
             out["result"] = "mock-random-value-0000"
         elif typ == "aws:apigateway/stage:Stage":

@@ -131,7 +131,7 @@ def run_config(stack_name: str, stack_config: dict[str, Any], region: str) -> tu
     @pulumi.runtime.test
     def program() -> None:
         pulumi.runtime.register_stack_transformation(recorded.record_options)
-        built["stack"] = stack.build(settings.load(), context.current(), package.existing())
+        built["stack"] = stack.build(settings.load(plan_only=True), context.current(), package.existing())
 
     program()
     return recorded, built["stack"]
@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         f"alarms={s.alarms}, log retention {s.log_retention_days} d, consumers: "
         + ", ".join(c.name for c in s.topology.consumers),
         f"runtime {package.RUNTIME} {package.ARCHITECTURE}; web files: {len(web_files())}",
+        *[f"warning: `pulumi up` refuses this stack until this is fixed: {w}" for w in s.deploy_warnings],
         "",
     ]
     resources = sorted(

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from fanout import topology as topo_keys
 from fanout.topology import NAMESPACE, Topology, TopologyError, config_int, from_config, refuse_unknown
 
 # CloudWatch Logs accepts only these retention periods.
@@ -27,27 +28,10 @@ ROUTES = ("POST /data", "GET /data", "GET /data/{id}", "GET /openapi.json")
 
 # Keys read as plain strings; every other key is JSON (numbers, booleans, mappings, lists).
 STRING_KEYS = ("prefix", "alarmEmail", "logLevel", "apiStageName", "priceClass")
-INFRA_KEYS = (
-    "production",
-    "tracingSdk",
-    "logRetentionDays",
-    "logLevel",
-    "throttle",
-    "alarms",
-    "alarmEmail",
-    "alarmThresholds",
-    "vpc",
-    "identity",
-    "archiveRetentionDays",
-    "apiStageName",
-    "manageApiGatewayAccount",
-    "deletionProtection",
-    "pointInTimeRecovery",
-    "priceClass",
-    "waf",
-    "customDomain",
-)
-TOPOLOGY_KEYS = ("prefix", "consumers", "generator", "token")
+# The known `fanout:` keys are listed once, in fanout/topology.py (add new keys there): a key in
+# neither list is refused here and by the local runtime alike.
+TOPOLOGY_KEYS = topo_keys.TOPOLOGY_KEYS
+INFRA_KEYS = topo_keys.INFRA_KEYS
 
 
 @dataclass(frozen=True)
@@ -96,6 +80,15 @@ class CustomDomain:
 
 
 @dataclass(frozen=True)
+class Concurrency:
+    """Lambda concurrency: the account's quota in the region and what is reserved for the API path."""
+
+    account_limit: int = 1000  # AWS's default per account and region; new accounts often get 10
+    api: int | None = None  # reserved executions for the api function; None: shares the unreserved pool
+    authorizer: int | None = None
+
+
+@dataclass(frozen=True)
 class AlarmThresholds:
     api_5xx_per_5min: int = 5
     api_latency_p99_ms: int = 2000
@@ -124,6 +117,9 @@ class Settings:
     price_class: str
     tracing_sdk: bool = False
     waf: Waf = Waf()
+    concurrency: Concurrency = Concurrency()
+    # Problems that only `pulumi up` refuses (a placeholder alarm address): the offline plan lists them.
+    deploy_warnings: tuple[str, ...] = ()
     custom_domain: CustomDomain | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -159,8 +155,13 @@ def _throttle(raw: Any, where: str, default: Throttle) -> Throttle:
     return Throttle(float(rate), config_int(raw, "burstLimit", default.burst_limit, 1, 5000, where))
 
 
-def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
-    """Settings from a stack's `fanout:` keys (namespace stripped); raises TopologyError naming the key."""
+def from_raw(stack: str, raw: dict[str, Any], *, deploy: bool = False) -> Settings:
+    """Settings from a stack's `fanout:` keys (namespace stripped); raises TopologyError naming the key.
+
+    What would only stop a deploy (no real alarm address) is listed in `deploy_warnings`, and
+    raised only with `deploy` (`pulumi up`/`preview`), so `make plan STACK=prd` still shows the plan.
+    """
+    refuse_unknown(raw, topo_keys.KNOWN_KEYS, f"{NAMESPACE}:")
     topology = from_config(stack, {k: raw[k] for k in TOPOLOGY_KEYS if k in raw})
     production = _bool(raw, "production", stack == "prd")
 
@@ -172,6 +173,7 @@ def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
         raise TopologyError(f"{_key('logLevel')} must be one of {LOG_LEVELS}, got {level!r}")
 
     throttle_raw = _mapping(raw, "throttle")
+    refuse_unknown(throttle_raw, ("rateLimit", "burstLimit", "methods"), f"{_key('throttle')}.")
     stage_default = Throttle(100.0, 200) if production else Throttle(20.0, 40)
     throttle = _throttle({k: v for k, v in throttle_raw.items() if k != "methods"}, _key("throttle"), stage_default)
     methods_raw = throttle_raw.get("methods", {"POST /data": {"rateLimit": throttle.rate_limit / 2}})
@@ -186,7 +188,12 @@ def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
     email = raw.get("alarmEmail")
     if email is not None and (not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email)):
         raise TopologyError(f"{_key('alarmEmail')} must be an e-mail address, got {email!r}")
+    alarms = _bool(raw, "alarms", production)
+    deploy_problems = _alarm_address_problems(stack, email, alarms, production)
+    if deploy_problems and deploy:
+        raise TopologyError(deploy_problems[0])
     th = _mapping(raw, "alarmThresholds")
+    refuse_unknown(th, ("api5xxPer5Min", "apiLatencyP99Ms", "backlogAgeSeconds"), f"{_key('alarmThresholds')}.")
     where = _key("alarmThresholds")
     thresholds = AlarmThresholds(
         api_5xx_per_5min=config_int(th, "api5xxPer5Min", 5, 1, 100_000, where),
@@ -195,6 +202,7 @@ def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
     )
 
     vpc = _mapping(raw, "vpc")
+    refuse_unknown(vpc, ("enabled", "cidr", "azCount"), f"{_key('vpc')}.")
     cidr = vpc.get("cidr", Network.cidr)
     if not isinstance(cidr, str) or not re.fullmatch(r"\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])", cidr):
         raise TopologyError(f"{_key('vpc')}.cidr must be an IPv4 CIDR from /16 to /24, got {cidr!r}")
@@ -221,7 +229,7 @@ def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
         log_level=level,
         throttle=throttle,
         method_throttles=method_throttles,
-        alarms=_bool(raw, "alarms", production),
+        alarms=alarms,
         alarm_email=email,
         thresholds=thresholds,
         network=network,
@@ -236,9 +244,67 @@ def from_raw(stack: str, raw: dict[str, Any]) -> Settings:
         # (in maintenance, support ends February 2027) adds about 210 ms to each cold start.
         tracing_sdk=_bool(raw, "tracingSdk", False),
         waf=_waf(_mapping(raw, "waf"), production),
+        concurrency=_concurrency(raw, topology),
+        deploy_warnings=tuple(deploy_problems),
         custom_domain=_custom_domain(raw.get("customDomain")),
         raw=dict(raw),
     )
+
+
+# Domains that never receive mail (RFC 2606): an alarm address there is a placeholder.
+PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
+PLACEHOLDER_TLDS = ("example", "invalid", "localhost", "test")
+
+
+def is_placeholder_address(email: str) -> bool:
+    domain = email.rpartition("@")[2].lower().rstrip(".")
+    return domain.rsplit(".", 1)[-1] in PLACEHOLDER_TLDS or any(
+        domain == d or domain.endswith("." + d) for d in PLACEHOLDER_DOMAINS
+    )
+
+
+def _alarm_address_problems(stack: str, email: str | None, alarms: bool, production: bool) -> list[str]:
+    """Why alarms of this stack would reach no one: every alarm e-mails fanout:alarmEmail."""
+    how = f"set a real address: pulumi config set {_key('alarmEmail')} you@your-domain --stack {stack}"
+    if email is not None and is_placeholder_address(email):
+        return [f"{_key('alarmEmail')} {email!r} is a placeholder that never receives mail; {how}"]
+    if email is None and alarms and production:
+        return [f"{_key('alarmEmail')} is not set but this production stack has alarms on; {how}"]
+    return []
+
+
+LAMBDA_UNRESERVED_MIN = 100  # Lambda keeps at least this much of the account's concurrency unreserved
+
+
+def _concurrency(raw: dict[str, Any], topology: Topology) -> Concurrency:
+    """Reserved concurrency for the API path, refused when it (or the consumers) cannot fit the account."""
+    limit = config_int(raw, "accountConcurrency", Concurrency.account_limit, 10, 1_000_000, NAMESPACE)
+    reserved_raw = _mapping(raw, "reservedConcurrency")
+    where = _key("reservedConcurrency")
+    refuse_unknown(reserved_raw, ("api", "authorizer"), f"{where}.")
+    reserved = {k: config_int(reserved_raw, k, 1, 1, limit, where) for k in ("api", "authorizer") if k in reserved_raw}
+    total = sum(reserved.values())
+    # Lambda refuses a reservation that leaves less than 100 unreserved (Lambda developer guide,
+    # "Configuring reserved concurrency"), so an account with a quota of 10 can reserve nothing.
+    if total and total > limit - LAMBDA_UNRESERVED_MIN:
+        raise TopologyError(
+            f"{where} reserves {total} of the account's {limit} ({_key('accountConcurrency')}), but Lambda keeps "
+            f"{LAMBDA_UNRESERVED_MIN} unreserved: reserve at most {max(limit - LAMBDA_UNRESERVED_MIN, 0)}, "
+            "or raise the account's concurrency quota first"
+        )
+    # Consumers and the generator draw from the unreserved pool; the api and authorizer too, unless reserved.
+    consumers = sum(c.max_concurrency for c in topology.consumers if c.handler) + 1
+    unreserved_api = [fn for fn in ("api", "authorizer") if fn not in reserved]
+    pool = limit - total
+    if consumers + len(unreserved_api) > pool:
+        starved = " and ".join(unreserved_api) or "consumers"
+        raise TopologyError(
+            f"{_key('consumers')} maxConcurrency adds up to {consumers - 1} (plus 1 for the generator), which "
+            f"leaves the {starved} nothing of the account's {limit} concurrent executions "
+            f"({_key('accountConcurrency')}): lower maxConcurrency, reserve concurrency for the API with "
+            f"{where}, or raise the account's quota"
+        )
+    return Concurrency(account_limit=limit, api=reserved.get("api"), authorizer=reserved.get("authorizer"))
 
 
 def _identity(raw: dict[str, Any], topology: Topology, production: bool) -> Identity:
@@ -332,17 +398,20 @@ def _custom_domain(raw: Any) -> CustomDomain | None:
     return CustomDomain(names=tuple(names), certificate_arn=arn)
 
 
-def load() -> Settings:
-    """Settings of the running Pulumi stack."""
+def load(*, plan_only: bool = False) -> Settings:
+    """Settings of the running Pulumi stack (`plan_only`: see from_raw)."""
     import pulumi
 
     config = pulumi.Config(NAMESPACE)
     raw: dict[str, Any] = {}
-    for key in (*TOPOLOGY_KEYS, *INFRA_KEYS):
-        value = config.get(key) if key in STRING_KEYS else config.get_object(key)
+    # Every key of the namespace, known or not: pulumi.Config answers only for keys asked by name,
+    # so an unknown one (a typo) would otherwise be ignored without a word.
+    for key in sorted(_namespace_keys() | set(topo_keys.KNOWN_KEYS)):
+        known_json = key in topo_keys.KNOWN_KEYS and key not in STRING_KEYS
+        value = config.get_object(key) if known_json else config.get(key)
         if value is not None:
             raw[key] = value
-    return from_raw(pulumi.get_stack(), raw)
+    return from_raw(pulumi.get_stack(), raw, deploy=not plan_only)
 
 
 def _namespace_keys() -> set[str]:

@@ -56,6 +56,7 @@ class Stack:
     archive: EventArchive | None
     generator: Generator
     monitoring: Monitoring
+    cursor_secret: aws.secretsmanager.Secret | None = None
 
     @property
     def functions(self) -> dict[str, LambdaFunction]:
@@ -145,11 +146,24 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
             if tokens.secret_arn is not None
             else [],
             in_vpc=False,
+            reserved_concurrency=settings.concurrency.authorizer,
         ),
         shared,
     )
 
-    cursor_secret = random.RandomPassword("cursor-secret", length=48, special=False)
+    # The cursor MAC key in Secrets Manager, not in the function's environment (which anyone with
+    # lambda:GetFunctionConfiguration reads); the api reads it once per container.
+    cursor_value = random.RandomPassword("cursor-secret", length=48, special=False)
+    cursor_secret = aws.secretsmanager.Secret(
+        "cursor-secret-store",
+        name_prefix=f"{prefix}-cursor-",
+        description="fanout: HMAC key of the API's pagination cursors",
+        # Deleted at once outside production; a production stack keeps a week to undo a destroy.
+        recovery_window_in_days=7 if settings.production else 0,
+    )
+    cursor_version = aws.secretsmanager.SecretVersion(
+        "cursor-secret-value", secret_id=cursor_secret.id, secret_string=cursor_value.result
+    )
     messaging_key = [
         policies.allow(["kms:Decrypt", "kms:GenerateDataKey"], [topic.key.arn], sid="EncryptEvents"),
     ]
@@ -164,9 +178,11 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
                 "TOPIC_ARN": topic.topic.arn,
                 "TABLE_NAME": table.table.name,
                 "IDEMPOTENCY_TABLE_NAME": table.idempotency_table.name,
-                "CURSOR_SECRET": cursor_secret.result,
+                # The version's ARN is the secret's: the function waits for the value to exist.
+                "CURSOR_SECRET_ARN": cursor_version.secret_arn,
             },
             statements=[
+                policies.allow(["secretsmanager:GetSecretValue"], [cursor_secret.arn], sid="ReadCursorSecret"),
                 policies.allow(["sns:Publish"], [topic.topic.arn], sid="PublishEvents"),
                 *messaging_key,
                 policies.allow(["dynamodb:GetItem", "dynamodb:Query"], [table.table.arn], sid="ReadOwnItems"),
@@ -177,6 +193,7 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
                 ),
                 table.key_use(ctx),
             ],
+            reserved_concurrency=settings.concurrency.api,
         ),
         shared,
     )
@@ -224,6 +241,7 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
         firewall=firewall,
         authorizer=authorizer,
         api_function=api_function,
+        cursor_secret=cursor_secret,
         consumers=consumers,
         archive=archive,
         generator=generator,

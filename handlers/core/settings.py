@@ -86,10 +86,28 @@ def event_bus_name() -> str:
 
 @functools.cache
 def cursor_key() -> bytes:
-    """The HMAC key that makes pagination cursors tamper-evident."""
-    secret = _required("CURSOR_SECRET")
+    """The HMAC key that makes pagination cursors tamper-evident, read once per container.
+
+    On AWS the secret lives in Secrets Manager (CURSOR_SECRET_ARN; a plaintext environment variable
+    is readable by anyone with lambda:GetFunctionConfiguration). CURSOR_SECRET, the value itself,
+    is for the local stack and tests.
+    """
+    arn = _optional("CURSOR_SECRET_ARN")
+    secret = _secret_string(arn) if arn else _required("CURSOR_SECRET")
     # Derive a dedicated key so the raw secret is never used directly as a MAC key.
     return hmac.new(secret.encode(), b"fanout-cursor-v1", hashlib.sha256).digest()
+
+
+def _secret_string(secret_id: str) -> str:
+    from handlers.core import clients
+
+    try:
+        value = clients.client("secretsmanager").get_secret_value(SecretId=secret_id).get("SecretString")
+    except Exception as exc:  # botocore's errors: name the variable, never the value
+        raise ConfigurationError(f"cannot read the secret named by CURSOR_SECRET_ARN: {exc}") from exc
+    if not value:
+        raise ConfigurationError("the secret named by CURSOR_SECRET_ARN has no string value")
+    return str(value)
 
 
 def generator_users() -> tuple[str, ...]:

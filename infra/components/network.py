@@ -3,7 +3,9 @@
 Only the functions that call AWS services run here (api, persister, generator, consumers). The
 authorizer stays outside: it fetches the issuer's JWKS from the internet, and a NAT gateway
 would cost more than the VPC is worth. Endpoints cover what those functions call: SNS,
-EventBridge and X-Ray (interface) and DynamoDB (gateway, free).
+EventBridge, X-Ray and Secrets Manager (interface: the api reads its cursor secret) and DynamoDB
+and S3 (gateway, free: the archive consumer writes to S3, which would otherwise time out).
+SQS needs none: Lambda's event source mapping polls the queues outside the VPC.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import pulumi_aws as aws
 from infra.context import AwsContext
 from infra.settings import Settings
 
-INTERFACE_SERVICES = ("sns", "events", "xray")
-GATEWAY_SERVICES = ("dynamodb",)
+INTERFACE_SERVICES = ("sns", "events", "xray", "secretsmanager")
+GATEWAY_SERVICES = ("dynamodb", "s3")
 
 
 class Network(pulumi.ComponentResource):

@@ -6,9 +6,12 @@ import copy
 import fnmatch
 
 import pulumi
+import pytest
 
+from fanout.topology import TopologyError
 from infra import mocks, plan
 from infra.components.api import ROUTES, method_path
+from infra.settings import from_raw
 from tests.infra.helpers import statements
 
 
@@ -189,3 +192,127 @@ def test_archive_writer_may_decrypt_the_bucket_key_only_through_s3(dev):
         assert stmt["Condition"] == {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}
 
     return pulumi.Output.all(writer.function.policy.policy, dev.table.key.arn).apply(check)
+
+
+# ---------------------------------------------------------------- 6. alarms must reach someone
+
+
+@pytest.mark.parametrize("email", ["ops@example.com", "alerts@ops.example.org", "a@b.example.net", "me@host.test"])
+def test_placeholder_alarm_addresses_are_refused_at_deploy(email):
+    with pytest.raises(TopologyError, match=r"fanout:alarmEmail .*placeholder.*pulumi config set fanout:alarmEmail"):
+        from_raw("prd", {"alarmEmail": email}, deploy=True)
+    with pytest.raises(TopologyError, match="placeholder"):
+        from_raw("dev", {"alarms": True, "alarmEmail": email}, deploy=True)
+
+
+def test_a_production_stack_with_alarms_needs_an_address():
+    with pytest.raises(TopologyError, match=r"fanout:alarmEmail is not set .*--stack prd"):
+        from_raw("prd", {}, deploy=True)
+    assert from_raw("prd", {"alarmEmail": "oncall@fanout-team.io"}, deploy=True).alarm_email
+    assert from_raw("prd", {"alarms": False}, deploy=True).alarm_email is None
+    assert from_raw("dev", {"alarms": True}, deploy=True).alarms  # dev may watch a dashboard only
+
+
+def test_the_offline_plan_of_prd_warns_instead_of_failing(capsys):
+    assert plan.main(["--stack", "prd"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: `pulumi up` refuses this stack until this is fixed: fanout:alarmEmail is not set" in out
+    assert "resources to create" in out
+
+
+# ---------------------------------------------------------------- 7. VPC mode reaches S3 and may describe subnets
+
+
+@pulumi.runtime.test
+def test_vpc_mode_has_the_endpoints_its_functions_need(variant):
+    net = variant.network
+    assert net is not None
+    assert {"s3", "dynamodb", "secretsmanager", "sns", "events", "xray"} <= set(net.endpoints)
+
+    def check(args):
+        s3_type, s3_routes, route_table, sm_type, sm_private_dns, policies_ = args
+        assert s3_type == "Gateway" and s3_routes == [route_table]
+        assert sm_type == "Interface" and sm_private_dns is True
+        for name, doc in policies_:
+            if name == "authorizer":
+                continue  # outside the VPC
+            actions = {a for st in statements(doc) for a in st["Action"]}
+            assert {"ec2:DescribeSubnets", "ec2:CreateNetworkInterface"} <= actions, name
+
+    s3, sm = net.endpoints["s3"], net.endpoints["secretsmanager"]
+    return pulumi.Output.all(
+        s3.vpc_endpoint_type,
+        s3.route_table_ids,
+        net.route_table.id,
+        sm.vpc_endpoint_type,
+        sm.private_dns_enabled,
+        pulumi.Output.all(*[pulumi.Output.all(n, f.policy.policy) for n, f in variant.functions.items()]),
+    ).apply(check)
+
+
+# ---------------------------------------------------------------- 9. the cursor secret is a secret
+
+
+@pulumi.runtime.test
+def test_cursor_secret_lives_in_secrets_manager_readable_by_the_api_only(any_stack):
+    secret = any_stack.cursor_secret
+    assert secret is not None
+
+    def check(args):
+        secret_arn, rows = args
+        for name, env, policy in rows:
+            assert "CURSOR_SECRET" not in env, name  # never as plaintext in an environment
+            readers = [st for st in statements(policy) if secret_arn in st["Resource"]]
+            if name == "api":
+                assert env["CURSOR_SECRET_ARN"] == secret_arn
+                assert [(st["Action"], st["Resource"]) for st in readers] == [
+                    (["secretsmanager:GetSecretValue"], [secret_arn])
+                ]
+            else:
+                assert "CURSOR_SECRET_ARN" not in env and readers == [], name
+
+    return pulumi.Output.all(
+        secret.arn,
+        pulumi.Output.all(
+            *[
+                pulumi.Output.all(n, f.function.environment.apply(lambda e: e["variables"]), f.policy.policy)
+                for n, f in any_stack.functions.items()
+            ]
+        ),
+    ).apply(check)
+
+
+# ---------------------------------------------------------------- 11. the API keeps concurrency of its own
+
+
+@pulumi.runtime.test
+def test_prd_reserves_concurrency_for_the_api_path_and_dev_shares_the_pool(prd, dev):
+    def check(args):
+        prd_api, prd_auth, dev_api, dev_auth = args
+        assert (prd_api, prd_auth) == (prd.settings.concurrency.api, prd.settings.concurrency.authorizer)
+        assert prd_api and prd_auth
+        assert dev_api is None and dev_auth is None
+
+    return pulumi.Output.all(
+        prd.api_function.function.reserved_concurrent_executions,
+        prd.authorizer.function.reserved_concurrent_executions,
+        dev.api_function.function.reserved_concurrent_executions,
+        dev.authorizer.function.reserved_concurrent_executions,
+    ).apply(check)
+
+
+def test_consumers_that_would_take_the_whole_account_are_refused():
+    busy = {"consumers": [{"name": "persister", "handler": "handlers.persister:handler", "maxConcurrency": 10}]}
+    # A new account's quota of 10: persister 10 + generator 1 leaves the api and authorizer nothing.
+    with pytest.raises(TopologyError, match=r"maxConcurrency adds up to 10 .*leaves the api and authorizer nothing"):
+        from_raw("dev", {**busy, "accountConcurrency": 10})
+    # Lambda keeps 100 unreserved: a quota of 10 cannot reserve either.
+    with pytest.raises(TopologyError, match=r"fanout:reservedConcurrency reserves 2 .*keeps 100 unreserved"):
+        from_raw("dev", {**busy, "accountConcurrency": 10, "reservedConcurrency": {"api": 1, "authorizer": 1}})
+    with pytest.raises(TopologyError, match=r"fanout:reservedConcurrency\.apii .*fanout:reservedConcurrency\.api"):
+        from_raw("dev", {"reservedConcurrency": {"apii": 5}})
+    ok = from_raw("dev", {**busy, "accountConcurrency": 1000, "reservedConcurrency": {"api": 20}})
+    assert (ok.concurrency.api, ok.concurrency.authorizer) == (20, None)
+    # Reserved for both: the consumers may use the whole unreserved pool.
+    both = {"api": 50, "authorizer": 50}
+    assert from_raw("dev", {**busy, "accountConcurrency": 200, "reservedConcurrency": both}).concurrency.api == 50

@@ -12,7 +12,7 @@ COMMON_ENV = {
 }
 EXPECTED_ENV = {
     "authorizer": {"JWT_ALGORITHMS", "ROLES_CLAIM"},  # plus the JWKS/issuer/audience or secret variables
-    "api": {"TOPIC_ARN", "TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "CURSOR_SECRET"},
+    "api": {"TOPIC_ARN", "TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "CURSOR_SECRET_ARN"},
     "persister": {"TABLE_NAME", "EVENT_BUS_NAME"},
     "generator": {"TOPIC_ARN", "GENERATOR_USERS", "GENERATOR_COUNT"},
     "archive": {"ARCHIVE_BUCKET"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -115,11 +116,12 @@ def test_plan_runs_from_any_directory_and_lists_everything(tmp_path):
 
 
 ENTRY_POINT = """
-import runpy, sys
+import json, runpy, sys
 import pulumi
 from infra import mocks, package
 
 config, region = mocks.read_stack_file(sys.argv[1])
+config.update(json.loads(sys.argv[3]))  # what `pulumi config set` would have added
 recorded = mocks.install(sys.argv[1], config, region)
 package.build_all = package.existing  # no pip in tests: the layer is the last one built, or a stand-in
 
@@ -132,18 +134,32 @@ print(len([r for r in recorded.resources if not r.type.startswith("fanout:")]))
 """
 
 
-@pytest.mark.parametrize("stack", ["dev", "prd"])
-def test_pulumi_entry_point_runs_like_the_language_host(tmp_path, stack):
-    """Pulumi runs infra/ as a directory, from wherever: nothing may depend on the working directory."""
+def _entry_point(tmp_path, stack: str, extra: dict) -> subprocess.CompletedProcess:
     script = tmp_path / "entry.py"
     script.write_text(ENTRY_POINT)
-    result = subprocess.run(
-        [sys.executable, str(script), stack, str(ROOT / "infra")],
+    return subprocess.run(
+        [sys.executable, str(script), stack, str(ROOT / "infra"), json.dumps(extra)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_pulumi_up_refuses_prd_until_a_real_alarm_address_is_set(tmp_path):
+    """Pulumi.prd.yaml ships without an address: `pulumi up` says which key to set (the plan only warns)."""
+    for extra in ({}, {"alarmEmail": "ops@example.com"}):
+        result = _entry_point(tmp_path, "prd", extra)
+        assert result.returncode != 0
+        assert "fanout:alarmEmail" in result.stderr and "pulumi config set fanout:alarmEmail" in result.stderr
+
+
+@pytest.mark.parametrize("stack", ["dev", "prd"])
+def test_pulumi_entry_point_runs_like_the_language_host(tmp_path, stack):
+    """Pulumi runs infra/ as a directory, from wherever: nothing may depend on the working directory."""
+    # prd needs the alarm address a user sets with `pulumi config set` before the first deploy.
+    extra = {"alarmEmail": "oncall@fanout-team.io"} if stack == "prd" else {}
+    result = _entry_point(tmp_path, stack, extra)
     assert result.returncode == 0, result.stderr[-3000:]
     assert int(result.stdout.strip().splitlines()[-1]) > 100

@@ -14,6 +14,7 @@ STAR_RESOURCE_ACTIONS = {
     "xray:PutTelemetryRecords",
     "ec2:CreateNetworkInterface",
     "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
     "ec2:DeleteNetworkInterface",
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
