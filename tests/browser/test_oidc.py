@@ -144,7 +144,9 @@ def test_oidc_sign_in_with_pkce_and_sign_out(open_app, stack: Stack) -> None:
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert idp.logout["client_id"] == CLIENT_ID
     assert idp.logout["logout_uri"] == f"{stack.api_url}/"
-    assert idp.logout["id_token_hint"]
+    # The ID token (the API credential in Cognito mode) never goes into a URL.
+    assert "id_token_hint" not in idp.logout
+    assert session.get("idToken") is None or session["idToken"] not in json.dumps(idp.logout)
     assert page.evaluate("sessionStorage.getItem('fanout.session')") is None
 
 
@@ -154,8 +156,29 @@ def test_oidc_refusal_is_explained(open_app, stack: Stack) -> None:
     FakeProvider(stack, user="nobody", refuse=True).install(app)
     app.goto()
     page.get_by_role("button", name="Sign in").click()
-    expect(page.locator("#oidc-error")).to_have_text("The identity provider refused the sign-in: the user cancelled.")
+    # A fixed text: the provider's error_description is never shown.
+    expect(page.locator("#oidc-error")).to_have_text("The sign-in was cancelled or refused by the identity provider.")
+    expect(page.get_by_text("the user cancelled")).to_have_count(0)
     assert "error=" not in page.url
+
+
+def test_oidc_error_link_without_our_state_shows_nothing_of_it(open_app, stack: Stack) -> None:
+    """A crafted link (?error=...&error_description=<phishing text>) is refused by the state check
+    before any of its text is looked at."""
+    app: App = open_app()
+    page = app.page
+    FakeProvider(stack, user="nobody").install(app)
+    lure = "Your account is locked. Call +1 555 0100 now"
+    for query in (
+        f"/?{urlencode({'error': 'access_denied', 'error_description': lure})}",
+        f"/?{urlencode({'error': 'server_error', 'error_description': lure, 'state': 'forged'})}",
+    ):
+        app.goto(query)
+        expect(page.locator("#oidc-error")).to_have_text(
+            "That sign-in answer does not belong to this browser tab. Please sign in again."
+        )
+        expect(page.get_by_text("Call +1 555")).to_have_count(0)
+        assert "error=" not in page.url
 
 
 def test_oidc_answer_for_another_tab_is_refused(open_app, stack: Stack) -> None:

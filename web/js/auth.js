@@ -162,11 +162,17 @@ export async function completeOidcSignIn(config) {
   // The code is single-use: take it out of the address bar and the history.
   window.history.replaceState(null, '', new URL(config.redirectPath || '/', window.location.origin).pathname + (saved?.hash || ''));
 
-  if (params.has('error')) {
-    throw new AuthError(`The identity provider refused the sign-in: ${params.get('error_description') || params.get('error')}.`);
-  }
-  if (!saved || saved.state !== params.get('state')) {
+  // State first: an answer this tab did not ask for (a link anyone can craft) is refused before any of
+  // its content is looked at, and an error's own text is never shown (a phishing aid on our origin).
+  if (!saved || !params.get('state') || saved.state !== params.get('state')) {
     throw new AuthError('That sign-in answer does not belong to this browser tab. Please sign in again.');
+  }
+  if (params.has('error')) {
+    throw new AuthError(
+      params.get('error') === 'access_denied'
+        ? 'The sign-in was cancelled or refused by the identity provider.'
+        : 'The identity provider could not complete the sign-in. Please try again.',
+    );
   }
   let response;
   try {
@@ -201,7 +207,7 @@ export async function completeOidcSignIn(config) {
 }
 
 /** Forget the tokens; on OIDC also end the provider's session. Returns true when navigating away. */
-export function signOut(config, session) {
+export function signOut(config) {
   clearSession();
   sessionStorage.removeItem(PKCE_KEY);
   if (config.mode !== 'oidc' || !config.logoutUrl) return false;
@@ -210,7 +216,8 @@ export function signOut(config, session) {
   url.searchParams.set('client_id', config.clientId);
   url.searchParams.set('logout_uri', back); // Cognito's name
   url.searchParams.set('post_logout_redirect_uri', back); // OpenID Connect RP-initiated logout
-  if (session?.idToken) url.searchParams.set('id_token_hint', session.idToken);
+  // No id_token_hint: Cognito ignores it, and in Cognito mode the ID token is the API credential,
+  // which must not travel in a URL (history, logs, Referer).
   window.location.assign(url.href);
   return true;
 }
