@@ -121,6 +121,7 @@ class Gateway:
         self.idle_timeout = idle_timeout
         self._cache: dict[str, CachedPolicy] = {}
         self._cache_lock = threading.Lock()
+        self.stopping = False
         gateway = self
 
         class Handler(_RequestHandler):
@@ -139,6 +140,9 @@ class Gateway:
         self.thread.start()
 
     def stop(self) -> None:
+        # Keep-alive connections have a thread each that would go on serving after shutdown() (which
+        # only stops accepting): from now on they answer 503 and close, so a stop under load is quick.
+        self.stopping = True
         self.server.shutdown()
         self.server.server_close()
 
@@ -216,6 +220,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _dispatch(self) -> None:
+        if self.gw.stopping:
+            self.close_connection = True
+            self._json(503, {"message": "the local stack is stopping"}, {"Connection": "close"})
+            return
         try:
             # Before any route, so every handler (the API, the web app, /_local/..., the console) is covered.
             if self._refused():

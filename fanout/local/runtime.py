@@ -205,4 +205,6 @@ class Runtime:
                     log.exception("final snapshot failed; the last periodic one is kept")
             self.state.unlock()
         if self.emulator:
-            self.emulator.stop()
+            # The snapshot is taken: moto's state is disposable, and its own exit (interpreter teardown of
+            # all it holds) can take seconds under load, so it gets little time before SIGKILL.
+            self.emulator.stop(timeout=0.2)

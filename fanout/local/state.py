@@ -76,6 +76,37 @@ def _safe_key_path(root: Path, key: str) -> Path | None:
     return path if path.is_relative_to(root.resolve()) and not key.endswith("/") else None
 
 
+def _read_pid(fd: int) -> int | None:
+    """The pid a lock file names, or None (empty, or not a pid)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    # A killed run whose parent is gone too can stay a zombie (no reaper in a container): it holds nothing.
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = path.stat()
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
 def _deadline(budget: float, cancel: threading.Event | None = None) -> Callable[[], None]:
     """A check to call between API calls: raises _OutOfTime after `budget` seconds or once `cancel` is set."""
     deadline = time.monotonic() + budget
@@ -101,21 +132,55 @@ class LocalState:
     # ------------------------------------------------------------------ lock
 
     def lock(self) -> None:
+        """Hold the state dir's lock (an flock on .lock, which names our pid) for the life of the stack.
+
+        A clean stop removes the file; one left behind is a run that was killed. Its flock died with
+        it, so the lock is taken over with a one-line note. Should something still hold the flock
+        while the pid in the file is gone (a stray child that inherited it), the file is replaced.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StateError(
-                f"another local stack is using the state dir {self.root}; stop it or set FANOUT_STATE_DIR"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
+        path = self.root / LOCK
+        for attempt in range(4):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            previous = _read_pid(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if previous is not None and _alive(previous):
+                    raise StateError(
+                        f"another local stack (pid {previous}) is using the state dir {self.root}; "
+                        "stop it or set FANOUT_STATE_DIR"
+                    ) from None
+                if attempt == 0:
+                    time.sleep(0.5)  # perhaps a stack that has the flock but has not written its pid yet
+                    continue
+                log.warning("taking over the lock of %s: pid %s is gone, yet something still held it", path, previous)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                continue
+            if not _same_file(fd, path):
+                os.close(fd)  # removed or replaced between open and flock: lock the file that is there now
+                continue
+            if previous is not None and previous != os.getpid():
+                log.warning(
+                    "took over the state dir lock left by pid %s (%s); that run did not stop cleanly",
+                    previous,
+                    "still running but not holding it" if _alive(previous) else "no longer running",
+                )
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            self._lock_fd = fd
+            return
+        raise StateError(f"could not take the lock {path}; stop the other stack or set FANOUT_STATE_DIR")
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
+            # Remove the file while still holding the flock (and only if it is ours), so that a .lock found
+            # at start means a run that did not stop cleanly; lock() checks it locked the file on disk.
+            if _same_file(self._lock_fd, self.root / LOCK):
+                with contextlib.suppress(OSError):
+                    (self.root / LOCK).unlink()
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
 
@@ -297,8 +362,9 @@ def reset(root: Path) -> list[str]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid = lock.read_text().strip() or "?"
-            raise StateError(f"a local stack (pid {pid}) is using {root}; stop `make run` first") from None
+            pid = _read_pid(fd)
+            if pid is None or _alive(pid):  # a held lock whose pid is gone is a stray holder, not a stack
+                raise StateError(f"a local stack (pid {pid or '?'}) is using {root}; stop `make run` first") from None
         finally:
             os.close(fd)
     removed = []
