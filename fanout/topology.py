@@ -218,6 +218,55 @@ class Generator:
     count_per_run: int = 5
 
 
+ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+SUBSCRIBER_KEYS = ("accounts", "organizationId")
+
+
+@dataclass(frozen=True)
+class Subscribers:
+    """Other AWS accounts, and/or one AWS Organization, allowed to subscribe (`fanout:subscribers`).
+
+    They may `sns:Subscribe` to the topic with protocol sqs or lambda and manage rules they create
+    on the bus; nothing else. Empty: no other account.
+    """
+
+    accounts: tuple[str, ...] = ()
+    organization_id: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.accounts or self.organization_id)
+
+
+def parse_subscribers(raw: Any) -> Subscribers:
+    where = f"{NAMESPACE}:subscribers"
+    if raw is None or raw == {}:
+        return Subscribers()
+    if not isinstance(raw, dict):
+        raise TopologyError(
+            f'{where} must be a mapping like {{"accounts": ["123456789012"], "organizationId": "o-..."}}'
+        )
+    refuse_unknown(raw, SUBSCRIBER_KEYS, f"{where}.")
+    accounts = raw.get("accounts", [])
+    if not isinstance(accounts, list):
+        raise TopologyError(f"{where}.accounts must be a list of 12-digit AWS account ids")
+    for account in accounts:
+        if isinstance(account, int) and not isinstance(account, bool):
+            # YAML reads an unquoted id as a number and drops its leading zeros.
+            raise TopologyError(f"{where}.accounts: quote the account id {account} (YAML drops leading zeros)")
+        if not isinstance(account, str) or not ACCOUNT_ID.match(account):
+            raise TopologyError(f"{where}.accounts: {account!r} is not a 12-digit AWS account id")
+    dupes = sorted({a for a in accounts if accounts.count(a) > 1})
+    if dupes:
+        raise TopologyError(f"{where}.accounts lists {', '.join(dupes)} more than once")
+    org = raw.get("organizationId")
+    if org is not None and (not isinstance(org, str) or not ORGANIZATION_ID.match(org)):
+        raise TopologyError(
+            f"{where}.organizationId must look like o-abc123defg (o- and 10-32 letters/digits), got {org!r}"
+        )
+    return Subscribers(tuple(accounts), org)
+
+
 @dataclass(frozen=True)
 class Auth:
     """How tokens are verified. HS256 is for the local stack only."""
@@ -237,6 +286,7 @@ class Topology:
     consumers: tuple[Consumer, ...]
     generator: Generator
     auth: Auth
+    subscribers: Subscribers = Subscribers()
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -432,7 +482,8 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
         roles_claim=tok.get("rolesClaim", Auth.roles_claim),
         cache_ttl_seconds=config_int(tok, "cacheTtlSeconds", 300, 0, 3600, f"{NAMESPACE}:token"),
     )
-    return Topology(stack, prefix, tuple(consumers), generator, auth, raw=dict(config))
+    subscribers = parse_subscribers(config.get("subscribers"))
+    return Topology(stack, prefix, tuple(consumers), generator, auth, subscribers, raw=dict(config))
 
 
 def read_stack_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from fanout.topology import PERSISTED_TYPE
+from infra import policies
 from infra.components.queues import (
     DLQ_RETENTION_SECONDS,
     allow_redrive_from,
@@ -21,12 +22,14 @@ from infra.components.queues import (
     redrive_to,
 )
 from infra.settings import Settings
+from infra.subscribers import bus_statements
 
 PERSISTER_SOURCE = "fanout.persister"
 
 
 class EventBus(pulumi.ComponentResource):
     bus: aws.cloudwatch.EventBus
+    bus_policy: aws.cloudwatch.EventBusPolicy | None
     archive: aws.cloudwatch.EventArchive
     rule: aws.cloudwatch.EventRule
     target: aws.cloudwatch.EventTarget
@@ -45,6 +48,19 @@ class EventBus(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         prefix = settings.prefix
         self.bus = aws.cloudwatch.EventBus(f"{name}-bus", name=settings.topology.event_bus_name, opts=child)
+        # fanout:subscribers may manage the rules they create on the bus, nothing else; unset: no policy,
+        # so no other account can do anything with the bus.
+        self.bus_policy = None
+        subscribers = settings.topology.subscribers
+        if subscribers:
+            partition = self.bus.arn.apply(lambda arn: arn.split(":")[1])
+            rules = self.bus.arn.apply(lambda arn: arn.replace(":event-bus/", ":rule/") + "/*")
+            self.bus_policy = aws.cloudwatch.EventBusPolicy(
+                f"{name}-policy",
+                event_bus_name=self.bus.name,
+                policy=policies.document(bus_statements(subscribers, partition, rules)),
+                opts=child,
+            )
         self.archive = aws.cloudwatch.EventArchive(
             f"{name}-archive",
             name=f"{prefix}-persisted",

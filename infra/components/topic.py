@@ -12,6 +12,7 @@ import pulumi_aws as aws
 from infra import policies
 from infra.context import AwsContext
 from infra.settings import Settings
+from infra.subscribers import topic_statements
 
 # Services that encrypt into or decrypt from resources under this key on our behalf: SNS delivering
 # to encrypted queues, EventBridge delivering to target queues and DLQs, CloudWatch alarms publishing
@@ -142,6 +143,8 @@ class EventTopic(pulumi.ComponentResource):
                         sid="OwnerAccount",
                         principal={"AWS": ctx.root_principal()},
                     ),
+                    # fanout:subscribers: sns:Subscribe with protocol sqs or lambda, nothing else.
+                    *topic_statements(settings.topology.subscribers, ctx.partition, self.topic.arn),
                     policies.deny_insecure_transport("sns:Publish", [self.topic.arn]),
                 ]
             ),

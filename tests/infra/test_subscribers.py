@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 
 import pulumi
+import pytest
 
+from fanout.topology import TopologyError
+from infra import mocks, plan
+from infra.settings import from_raw
 from infra.stack import subscriber_outputs
+from infra.subscribers import RULE_ACTIONS
+from tests.infra.helpers import statements
 from tests.support.asyncapi_spec import errors
 
 # Contract §8: the outputs a subscriber's project reads through a StackReference.
@@ -73,3 +80,117 @@ def test_the_document_is_served_from_the_bucket_not_the_api(any_stack):
             assert not fnmatch.fnmatch("/asyncapi.json", b["path_pattern"]), b["path_pattern"]
 
     return any_stack.website.distribution.ordered_cache_behaviors.apply(check)
+
+
+# ---------------------------------------------------------------- fanout:subscribers
+
+SUBSCRIBERS = {"accounts": ["111122223333", "044455556666"], "organizationId": "o-abcdef1234"}
+OWNER = f"arn:aws:iam::{mocks.ACCOUNT}:root"
+
+
+@pytest.fixture(scope="module")
+def shared():
+    """dev, with two other accounts and an organization allowed to subscribe."""
+    config, region = mocks.read_stack_file("dev")
+    config = copy.deepcopy(config) | {"subscribers": SUBSCRIBERS}
+    return plan.run_config("dev", config, region)
+
+
+def _grants(policy: str) -> list[dict]:
+    """Every Allow that reaches beyond the owner account."""
+    return [s for s in statements(policy) if s["Effect"] == "Allow" and s.get("Principal") != {"AWS": OWNER}]
+
+
+@pulumi.runtime.test
+def test_listed_subscribers_may_only_subscribe_queues_or_functions_to_the_topic(shared):
+    _, stack = shared
+
+    def check(args):
+        policy, topic_arn = args
+        grants = sorted(_grants(policy), key=lambda s: s["Sid"])
+        assert len(grants) == 2
+        accounts, org = grants
+        assert sorted(accounts["Principal"]["AWS"]) == [
+            "arn:aws:iam::044455556666:root",
+            "arn:aws:iam::111122223333:root",
+        ]
+        assert org["Principal"] == {"AWS": "*"}
+        for grant in grants:
+            assert grant["Action"] == ["sns:Subscribe"] and grant["Resource"] == [topic_arn]
+            assert grant["Condition"]["StringEquals"]["sns:Protocol"] == ["lambda", "sqs"]
+        assert accounts["Condition"] == {"StringEquals": {"sns:Protocol": ["lambda", "sqs"]}}
+        assert org["Condition"] == {
+            "StringEquals": {"aws:PrincipalOrgID": "o-abcdef1234", "sns:Protocol": ["lambda", "sqs"]}
+        }
+
+    return pulumi.Output.all(stack.topic.topic_policy.policy, stack.topic.topic.arn).apply(check)
+
+
+@pulumi.runtime.test
+def test_listed_subscribers_may_only_manage_their_own_rules_on_the_bus(shared):
+    _, stack = shared
+    assert stack.bus.bus_policy is not None
+
+    def check(args):
+        policy, bus_name, bus_policy_bus = args
+        assert bus_policy_bus == bus_name
+        grants = sorted(statements(policy), key=lambda s: s["Sid"])
+        assert [g["Effect"] for g in grants] == ["Allow", "Allow"]
+        accounts, org = grants
+        assert sorted(accounts["Principal"]["AWS"]) == [
+            "arn:aws:iam::044455556666:root",
+            "arn:aws:iam::111122223333:root",
+        ]
+        assert org["Principal"] == {"AWS": "*"}
+        for grant in grants:
+            assert grant["Action"] == sorted(RULE_ACTIONS)
+            assert not any(a in grant["Action"] for a in ("events:PutEvents", "events:PutPermission"))
+            assert grant["Resource"] == [f"arn:aws:events:eu-west-1:{mocks.ACCOUNT}:rule/{bus_name}/*"]
+            assert grant["Condition"]["StringEqualsIfExists"] == {"events:creatorAccount": "${aws:PrincipalAccount}"}
+        assert org["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": "o-abcdef1234"}
+        assert "StringEquals" not in accounts["Condition"]
+
+    return pulumi.Output.all(
+        stack.bus.bus_policy.policy, stack.bus.bus.name, stack.bus.bus_policy.event_bus_name
+    ).apply(check)
+
+
+@pulumi.runtime.test
+def test_without_subscribers_no_other_account_is_granted_anything(builds):
+    checks = []
+    for recorded, stack in builds.values():
+        assert stack.settings.topology.subscribers.accounts == ()
+        assert stack.bus.bus_policy is None
+        assert not [r for r in recorded.resources if r.type == "aws:cloudwatch/eventBusPolicy:EventBusPolicy"]
+        checks.append(stack.topic.topic_policy.policy)
+
+    def check(docs):
+        for policy in docs:
+            assert _grants(policy) == []
+
+    return pulumi.Output.all(*checks).apply(check)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"accounts": [111122223333]}, r"quote the account id 111122223333"),
+        ({"accounts": ["11112222333"]}, r"'11112222333' is not a 12-digit AWS account id"),
+        ({"accounts": "111122223333"}, r"fanout:subscribers.accounts must be a list"),
+        ({"accounts": ["111122223333", "111122223333"]}, r"lists 111122223333 more than once"),
+        ({"organizationId": "org-1"}, r"fanout:subscribers.organizationId must look like o-"),
+        ({"account": ["111122223333"]}, r"fanout:subscribers.account"),
+        (["111122223333"], r"fanout:subscribers must be a mapping"),
+    ],
+)
+def test_a_bad_subscribers_key_is_refused_naming_it(value, message):
+    config, _ = mocks.read_stack_file("dev")
+    with pytest.raises(TopologyError, match=message):
+        from_raw("dev", copy.deepcopy(config) | {"subscribers": value})
+
+
+def test_empty_subscribers_mean_no_other_account():
+    config, _ = mocks.read_stack_file("dev")
+    for value in ({}, {"accounts": []}, None):
+        settings = from_raw("dev", copy.deepcopy(config) | {"subscribers": value})
+        assert not settings.topology.subscribers
