@@ -126,9 +126,11 @@ class Firewall(pulumi.ComponentResource):
             description="fanout API stage: only the CDN, or a rate limit per IP for direct callers",
             scope="REGIONAL",
             default_action={"allow": {}},
+            # Only the body its rule refers to.
             custom_response_bodies=[
-                _json_body(TOO_MANY, "Too many requests from your address; retry later"),
-                _json_body(NOT_HERE, "Forbidden: use the web app's URL, not the execute-api one"),
+                _json_body(NOT_HERE, "Forbidden: use the web app's URL, not the execute-api one")
+                if waf.block_direct_api
+                else _json_body(TOO_MANY, "Too many requests from your address; retry later")
             ],
             rules=api_rules,
             visibility_config=_visibility(f"{prefix}-api"),

@@ -121,6 +121,10 @@ def test_prd_stage_answers_only_requests_that_came_through_the_cdn(builds):
     match = rule["statement"]["notStatement"]["statement"]["byteMatchStatement"]
     assert match["fieldToMatch"] == {"singleHeader": {"name": "x-fanout-origin-verify"}}
     assert match["positionalConstraint"] == "EXACTLY" and len(match["searchString"]) >= 16
+    # The API's JSON error shape, and only the body that rule answers with.
+    (body,) = api["customResponseBodies"]
+    assert body["key"] == rule["action"]["block"]["customResponse"]["customResponseBodyKey"]
+    assert body["contentType"] == "APPLICATION_JSON" and "message" in json.loads(body["content"])
     assert "region" not in api  # REGIONAL: the stack's own region
 
 
