@@ -89,9 +89,10 @@ def test_every_local_post_refuses_a_foreign_origin(stack: Stack) -> None:
     """Console actions and any later /_local/ route are covered before routing, known or not."""
     for path in (
         "/_local/token",
-        "/_local/console/redrive",
-        "/_local/dlq/persister/purge",
+        "/_local/consumers/persister/dlq/redrive",
+        "/_local/consumers/persister/dlq/purge",
         "/_local/replay",
+        "/_local/a-route-added-later",
         "/console",
     ):
         for method in ("POST", "PUT", "DELETE"):
