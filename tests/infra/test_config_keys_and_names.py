@@ -127,10 +127,17 @@ def test_at_the_longest_names_config_allows_every_declared_name_fits():
     config["prefix"] = prefix
     handler_name = _longest_name(prefix)
     queue_name = _longest_name(prefix, handler=False)
+    bus_name = _longest_name(prefix, source="bus")
     config["consumers"] = [
         *config["consumers"],
         {"name": handler_name, "handler": "handlers.persister:handler"},
         {"name": queue_name},
+        {
+            "name": bus_name[:-1] + "b",
+            "source": "bus",
+            "eventPattern": {"source": ["fanout.persister"]},
+            "handler": "handlers.persister:handler",
+        },
     ]
     config["alarms"] = True
     config["alarmEmail"] = "oncall@fanout-team.io"
