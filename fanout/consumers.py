@@ -130,9 +130,102 @@ def remove(sqs: Any, sns: Any, topic_arn: str, queue_name: str, dlq_name: str) -
         sqs.delete_queue(QueueUrl=url)
 
 
-def discover(sqs: Any, sns: Any, topic_arn: str) -> dict[str, ConsumerQueues]:
-    """Every SQS subscriber of the topic, by consumer name."""
+def ensure_bus(
+    sqs: Any,
+    events: Any,
+    bus_name: str,
+    *,
+    name: str,
+    queue_name: str,
+    dlq_name: str,
+    event_pattern: dict[str, Any],
+    max_receive_count: int = 3,
+    visibility_timeout: int = 30,
+) -> ConsumerQueues:
+    """A bus consumer: queue and DLQ, and a rule on the bus (named as the queue) targeting the queue. Idempotent.
+
+    The queue admits only this rule (aws:SourceArn), as on AWS; moto delivers PutEvents to SQS targets.
+    """
+    dlq_url = sqs.create_queue(
+        QueueName=dlq_name,
+        Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+        tags={TAG: name, "fanout:role": "dlq"},
+    )["QueueUrl"]
+    redrive = json.dumps({"deadLetterTargetArn": queue_arn(sqs, dlq_url), "maxReceiveCount": max_receive_count})
+    queue_url = sqs.create_queue(QueueName=queue_name, tags={TAG: name, "fanout:source": "bus"})["QueueUrl"]
+    arn = queue_arn(sqs, queue_url)
+    rule_arn = events.put_rule(Name=queue_name, EventBusName=bus_name, EventPattern=json.dumps(event_pattern))[
+        "RuleArn"
+    ]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "RuleOnly",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": redrive,
+            "Policy": json.dumps(policy),
+        },
+    )
+    events.put_targets(Rule=queue_name, EventBusName=bus_name, Targets=[{"Id": "queue", "Arn": arn}])
+    return ConsumerQueues(name, queue_url, dlq_url)
+
+
+def remove_bus_rule(events: Any, bus_name: str, rule_name: str) -> None:
+    """Stop a bus consumer's deliveries: its rule and target (the queues are the caller's to keep or delete)."""
+    try:
+        targets = events.list_targets_by_rule(Rule=rule_name, EventBusName=bus_name).get("Targets", [])
+        if targets:
+            events.remove_targets(Rule=rule_name, EventBusName=bus_name, Ids=[t["Id"] for t in targets])
+        events.delete_rule(Name=rule_name, EventBusName=bus_name)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+
+
+def _bus_consumers(sqs: Any, events: Any, bus_name: str) -> dict[str, ConsumerQueues]:
     found: dict[str, ConsumerQueues] = {}
+    try:
+        rules = events.list_rules(EventBusName=bus_name).get("Rules", [])
+    except ClientError:
+        return found
+    for rule in rules:
+        for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus_name).get("Targets", []):
+            if not target["Arn"].startswith("arn:aws:sqs:"):
+                continue
+            _, _, _, _, account, queue_name = target["Arn"].split(":", 5)
+            try:
+                url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            except ClientError:
+                continue
+            tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+            if TAG not in tags or tags.get("fanout:role") == "tap":
+                continue  # only consumers (the trace's tap rule and others' targets are not)
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
+            dlq_url = None
+            if "RedrivePolicy" in attrs:
+                dlq_name = json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].rsplit(":", 1)[-1]
+                dlq_url = sqs.get_queue_url(QueueName=dlq_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            found[tags[TAG]] = ConsumerQueues(tags[TAG], url, dlq_url)
+    return found
+
+
+def discover(
+    sqs: Any, sns: Any, topic_arn: str, *, events: Any = None, bus_name: str | None = None
+) -> dict[str, ConsumerQueues]:
+    """Every SQS subscriber of the topic, by consumer name; with `events` and `bus_name`, the bus's too."""
+    found: dict[str, ConsumerQueues] = _bus_consumers(sqs, events, bus_name) if events and bus_name else {}
     for sub in _sqs_subscriptions(sns, topic_arn):
         _, _, _, _, account, queue_name = sub["Endpoint"].split(":", 5)
         try:

@@ -8,10 +8,16 @@ own copy and the gateway a pool of copies, never sharing one between two threads
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import itertools
+import json
+import os
 import queue
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -52,3 +58,288 @@ class EnvironmentPool:
             return handler(event, context)
         finally:
             self._free.put(handler)
+
+
+# ---------------------------------------------------------------------- a function's own process
+
+
+class FunctionError(Exception):
+    """The handler raised; str() is its message, as the caller would have seen it in-process."""
+
+    def __init__(self, message: str, kind: str = "Exception", trace: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.trace = trace
+
+
+class FunctionTimeout(FunctionError):
+    """The invocation ran past the function's timeout; its process was stopped, as Lambda does."""
+
+
+class FunctionCrashed(FunctionError):
+    """The function's process ended in the middle of the invocation."""
+
+
+class FunctionBroken(FunctionError):
+    """The handler's code does not import (the init phase failed); str() names the file and error."""
+
+
+class _Process:
+    """One worker process (fanout/local/worker.py) and the invocations waiting for its answers."""
+
+    def __init__(self, spec: str, slots: int, environ: dict[str, str], paths: list[str], cwd: str | None) -> None:
+
+        read_fd, write_fd = os.pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fanout.local.worker", spec, str(slots), str(write_fd), *paths],
+            stdin=subprocess.PIPE,
+            env=environ,
+            cwd=cwd,
+            pass_fds=(write_fd,),
+            text=True,
+        )
+        os.close(write_fd)
+        self._answers = os.fdopen(read_fd, "r", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}
+        self._ids = itertools.count(1)
+        self.inflight = 0
+        self.retired = False
+        self.files: set[str] = set()  # the project's source files this process has loaded
+        self.ready = threading.Event()
+        self.init: dict[str, Any] = {}
+        self._reader = threading.Thread(target=self._read, name=f"worker-{spec}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+
+        for line in self._answers:
+            message = json.loads(line)
+            if message.get("files"):
+                self.files.update(os.path.realpath(f) for f in message["files"])
+            if "ready" in message:
+                self.init = message
+                self.ready.set()
+                continue
+            with self._lock:
+                done, box = self._waiting.pop(message["id"], (None, []))
+            if done is not None:
+                box.append(message)
+                done.set()
+        # EOF: the process is gone; whoever still waits learns it now.
+        if not self.ready.is_set():
+            self.init = {"ready": False, "error": f"the process exited with code {self.proc.wait()}"}
+            self.ready.set()
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        for done, _ in waiting.values():
+            done.set()
+
+    def invoke(self, event: dict[str, Any], context: Any, timeout: float) -> Any:
+
+        done: threading.Event = threading.Event()
+        box: list[dict[str, Any]] = []
+        with self._lock:
+            request_id = next(self._ids)
+            self._waiting[request_id] = (done, box)
+            self.inflight += 1
+        request = {
+            "id": request_id,
+            "event": event,
+            "context": {
+                "function_name": context.function_name,
+                "region": getattr(context, "region", "us-east-1"),
+                "timeout_seconds": getattr(context, "timeout_seconds", timeout),
+                "aws_request_id": context.aws_request_id,
+            },
+        }
+        try:
+            try:
+                assert self.proc.stdin is not None
+                with self._lock:
+                    self.proc.stdin.write(json.dumps(request, separators=(",", ":")) + "\n")
+                    self.proc.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                raise FunctionCrashed(f"the function's process had exited (code {self.proc.poll()})") from None
+            if not done.wait(timeout):
+                self.kill()
+                raise FunctionTimeout(f"Task timed out after {timeout:.2f} seconds", "Timeout")
+            if not box:
+                raise FunctionCrashed(f"the function's process exited (code {self.proc.wait()}) during the invocation")
+            answer = box[0]
+        finally:
+            with self._lock:
+                self._waiting.pop(request_id, None)
+                self.inflight -= 1
+                idle_retired = self.retired and self.inflight == 0
+            if idle_retired:
+                self.stop()
+        _note_failures(answer.get("failures") or {})
+        if not answer["ok"]:
+            raise FunctionError(answer["error"], answer.get("type", "Exception"), answer.get("trace", ""))
+        return answer["result"]
+
+    def retire(self) -> None:
+        """No new invocations; stops once those in flight have answered."""
+        with self._lock:
+            self.retired = True
+            idle = self.inflight == 0
+        if idle:
+            self.stop()
+
+    def stop(self, grace: float = 1.0) -> None:
+
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()  # the worker's loop ends on EOF
+            except OSError:
+                pass
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def _note_failures(failures: dict[str, Any]) -> None:
+    """Hand the worker's per-record errors to the poller's trace ledger, as if the handler ran here."""
+    if not failures:
+        return
+    from fanout.local import ledger
+
+    current = ledger._failures.get()
+    if current is not None:
+        current.update({k: tuple(v) for k, v in failures.items()})
+
+
+class FunctionProcess:
+    """A Lambda function locally: its own process with its own environment variables.
+
+    Up to `slots` invocations run at once, each on its own copy of the handler's module (one
+    execution environment's state each). `reload()` starts a new process from the code as it is
+    now; invocations already running finish on the old one, which then exits. A handler that runs
+    past `timeout_seconds` has its process stopped (the invocation fails, its batch is retried), as
+    on AWS; a crash fails only this function's invocations in flight; the next call starts afresh.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        spec: str,
+        environ: dict[str, str],
+        *,
+        slots: int = 1,
+        timeout_seconds: float = 30,
+        paths: list[str] | None = None,
+        cwd: str | None = None,
+        on_broken: Callable[[str, str], None] | None = None,
+    ) -> None:
+
+        self.name = name
+        self.spec = spec
+        self.environ = dict(environ)
+        self.slots = slots
+        self.timeout_seconds = timeout_seconds
+        self.paths = list(paths or [])
+        self.cwd = cwd
+        self.on_broken = on_broken
+        self.broken: str | None = None  # the init error of the current code, until it imports again
+        self._lock = threading.Lock()
+        self._current: _Process | None = None
+        self._retry = False
+        self._starting = threading.Lock()
+
+    def _start(self) -> _Process:
+        proc = _Process(self.spec, self.slots, self.environ, self.paths, self.cwd)
+        proc.ready.wait(60)
+        if not proc.init.get("ready"):
+            error = str(proc.init.get("error") or "the function did not start")
+            proc.kill()
+            if error != self.broken and self.on_broken is not None:
+                self.on_broken(self.name, error)  # once per distinct error, not per invocation
+            self.broken = error
+            raise FunctionBroken(error, "InitError", str(proc.init.get("trace", "")))
+        self.broken = None
+        return proc
+
+    def _live(self) -> _Process:
+        with self._starting:  # one start at a time; the others wait and share it
+            with self._lock:
+                proc = self._current
+            if proc is not None and proc.alive() and not proc.retired:
+                return proc
+            if self.broken is not None and not self._retry:
+                # The code did not import; it is tried again when it changes (reload), not per invocation.
+                raise FunctionBroken(self.broken, "InitError")
+            self._retry = False
+            fresh = self._start()
+            with self._lock:
+                self._current = fresh
+            return fresh
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        timeout = float(getattr(context, "timeout_seconds", self.timeout_seconds) or self.timeout_seconds)
+        return self._live().invoke(event, context, timeout)
+
+    def start(self) -> None:
+        """Start now (the init phase) instead of at the first invocation; an init error is kept in `broken`."""
+        with contextlib.suppress(FunctionBroken):
+            self._live()
+
+    def uses(self, changed: set[str]) -> bool:
+        """Whether a change to these files concerns this function (a broken one retries on any change)."""
+        with self._lock:
+            current = self._current
+        if current is None or not current.alive():
+            return self.broken is not None  # no process: the next invocation starts from the code as it is
+        return bool(current.files & {os.path.realpath(p) for p in changed})
+
+    def reload(self) -> None:
+        """New code from the next invocation on: start a new process and switch to it once it has loaded.
+
+        Invocations keep going to the old process until then (no wait), and those running on it finish
+        there; it exits once they have. Code that does not load retires the old process all the same:
+        from now on the function is broken until a saved fix loads.
+        """
+        with self._starting:
+            self._retry = False
+            try:
+                fresh: _Process | None = self._start()
+            except FunctionBroken:
+                fresh = None
+            with self._lock:
+                old, self._current = self._current, fresh
+        if old is not None:
+            old.retire()
+
+    def pid(self) -> int | None:
+        with self._lock:
+            return self._current.proc.pid if self._current is not None and self._current.alive() else None
+
+    def retire(self) -> None:
+        """Stop once the invocations in flight have answered (a removed or changed consumer)."""
+        with self._lock:
+            old, self._current = self._current, None
+        if old is not None:
+            old.retire()
+
+    def stop(self) -> None:
+        with self._lock:
+            old, self._current = self._current, None
+        if old is not None:
+            old.stop()
+
+    def kill(self) -> None:
+        """At shutdown: the process goes now (its messages come back after the visibility timeout)."""
+        with self._lock:
+            old, self._current = self._current, None
+        if old is not None:
+            old.kill()

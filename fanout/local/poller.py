@@ -95,6 +95,10 @@ class Poller(threading.Thread):
         return messages
 
     def poll_once(self) -> int:
+        if getattr(self.handler, "broken", None):
+            # The handler's code does not import: its messages wait in the queue until a saved fix loads.
+            self.stop.wait(0.25)
+            return 0
         messages = self._receive()
         if not messages:
             return 0
@@ -106,7 +110,11 @@ class Poller(threading.Thread):
                 response = self.handler(event, context) or {}
             except Exception as exc:
                 # As on AWS: a failed invocation leaves the whole batch to the visibility timeout.
-                log.exception("%s: handler raised; %d messages will be retried", self.name, len(messages))
+                trace = getattr(exc, "trace", None)  # raised in the function's own process: its traceback
+                if trace is not None:
+                    log.error("%s: %s; %d messages will be retried\n%s", self.name, exc, len(messages), trace.rstrip())
+                else:
+                    log.exception("%s: handler raised; %d messages will be retried", self.name, len(messages))
                 if self.on_batch:
                     self.on_batch(messages, {m["MessageId"] for m in messages}, errors, f"{type(exc).__name__}: {exc}")
                 return 0

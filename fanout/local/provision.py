@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 
 from fanout import consumers
 from fanout.localenv import LocalEnv
-from fanout.topology import Topology
+from fanout.topology import Consumer, Topology
 
 
 def _create_table(ddb: Any, name: str, keys: list[tuple[str, str]], ttl_attribute: str | None = None) -> None:
@@ -41,9 +41,9 @@ def _create_bucket(s3: Any, name: str, region: str) -> None:
 
 
 def provision(topology: Topology, env: LocalEnv, session: Any) -> dict[str, consumers.ConsumerQueues]:
-    sns, sqs = session.client("sns"), session.client("sqs")
+    sns = session.client("sns")
     ddb, events = session.client("dynamodb"), session.client("events")
-    topic_arn = sns.create_topic(Name=topology.topic_name)["TopicArn"]
+    sns.create_topic(Name=topology.topic_name)
     _create_table(ddb, topology.table_name, [("pk", "HASH"), ("sk", "RANGE")])
     _create_table(ddb, topology.idempotency_table_name, [("id", "HASH")], ttl_attribute="expiration")
     _create_bucket(session.client("s3"), topology.archive_bucket_name, env.region)
@@ -52,19 +52,34 @@ def provision(topology: Topology, env: LocalEnv, session: Any) -> dict[str, cons
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
             raise
-    built = {}
-    for c in topology.consumers:
-        built[c.name] = consumers.ensure(
+    return {c.name: provision_consumer(topology, c, env, session) for c in topology.consumers}
+
+
+def provision_consumer(topology: Topology, c: Consumer, env: LocalEnv, session: Any) -> consumers.ConsumerQueues:
+    """One consumer's queue, DLQ and source: its topic subscription, or its rule on the bus (idempotent)."""
+    sqs = session.client("sqs")
+    if c.source == "bus":
+        return consumers.ensure_bus(
             sqs,
-            sns,
-            topic_arn,
+            session.client("events"),
+            topology.event_bus_name,
             name=c.name,
             queue_name=topology.queue_name(c),
             dlq_name=topology.dlq_name(c),
+            event_pattern=c.event_pattern or {},
             max_receive_count=c.max_receive_count,
-            # Locally a short timeout makes retries and DLQ moves visible in seconds.
             visibility_timeout=env.visibility_timeout,
-            filter_policy=c.filter_policy,
-            filter_scope=c.filter_policy_scope,
         )
-    return built
+    return consumers.ensure(
+        sqs,
+        session.client("sns"),
+        env.topic_arn(topology.topic_name),
+        name=c.name,
+        queue_name=topology.queue_name(c),
+        dlq_name=topology.dlq_name(c),
+        max_receive_count=c.max_receive_count,
+        # Locally a short timeout makes retries and DLQ moves visible in seconds.
+        visibility_timeout=env.visibility_timeout,
+        filter_policy=c.filter_policy,
+        filter_scope=c.filter_policy_scope,
+    )

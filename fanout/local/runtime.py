@@ -6,17 +6,28 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from fanout import PROJECT_ROOT, consumers, topology
 from fanout.local.emulator import Emulator, EmulatorError, port_free
-from fanout.local.environments import EnvironmentPool, load_handler, new_environment
+from fanout.local.environments import FunctionProcess, load_handler
 from fanout.local.gateway import Gateway
 from fanout.local.ledger import Ledger, install_failure_capture
+from fanout.local.live import (
+    HANDLER_TAG,
+    PATH_TAG,
+    ConsumerRunner,
+    Watcher,
+    broken_reporter,
+    process_environment,
+    say,
+    subscribed_environment,
+)
 from fanout.local.localapi import LocalApi
-from fanout.local.poller import OnBatch, Poller
-from fanout.local.provision import provision
+from fanout.local.poller import OnBatch
+from fanout.local.provision import provision, provision_consumer
 from fanout.local.scheduler import Scheduler, rate_seconds
 from fanout.local.state import TRACE, LocalState, Snapshotter
 from fanout.local.trace import Taps
@@ -65,6 +76,10 @@ class Runtime:
     session: Any = None
     schedule: str | None = None  # the generator's schedule, when it runs
     ledger: Ledger = field(default_factory=Ledger)  # the trace ledger (fanout trace, the console)
+    functions: dict[str, FunctionProcess] = field(default_factory=dict)  # api, authorizer, generator
+    runners: dict[str, ConsumerRunner] = field(default_factory=dict)  # consumers with a handler, by name
+    subscribed: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # name -> (handler, path)
+    _apply_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         if not port_free(self.env.port):
@@ -86,17 +101,19 @@ class Runtime:
         # moto starts empty: load the last snapshot before anything can read or write.
         self.restored = self.state.restore(session)
         self._start_trace_taps(session)
+        self._start_functions()
         self._start_pollers(session)
         self._start_scheduler()
+        self._start_watchers()
         snapshotter = Snapshotter(self.state, session, self.env.snapshot_seconds, self.stop_event)
         snapshotter.start()
         self.threads.append(snapshotter)
         self.gateway = Gateway(
             port=self.env.port,
             region=self.env.region,
-            # Like concurrent Lambda invocations: each request gets an environment of its own while it runs.
-            authorizer=EnvironmentPool("handlers.authorizer:handler", API_CONCURRENCY),
-            api=EnvironmentPool("handlers.api:handler", API_CONCURRENCY),
+            # Each function in its own process; concurrent requests each get an environment (module copy) there.
+            authorizer=self.functions["authorizer"],
+            api=self.functions["api"],
             cache_ttl=self.topo.auth.cache_ttl_seconds,
             jwt_secret=self.env.jwt_secret,
             web_dir=PROJECT_ROOT / "web",
@@ -141,37 +158,243 @@ class Runtime:
 
         return on_batch
 
+    def _function(self, name: str, spec: str, slots: int, timeout: int, memory: int) -> FunctionProcess:
+        return FunctionProcess(
+            name,
+            spec,
+            process_environment(self.env, self.topo, name, memory),
+            slots=slots,
+            timeout_seconds=timeout,
+            cwd=str(PROJECT_ROOT),
+            on_broken=broken_reporter("function"),
+        )
+
+    def _start_functions(self) -> None:
+        """The api, the authorizer and the generator, each its own process, started (init) in parallel."""
+        self.functions = {
+            "authorizer": self._function("authorizer", "handlers.authorizer:handler", API_CONCURRENCY, 10, 256),
+            "api": self._function("api", "handlers.api:handler", API_CONCURRENCY, 10, 512),
+            "generator": self._function("generator", "handlers.generator:handler", 1, 60, 256),
+        }
+        starting = [threading.Thread(target=f.start, daemon=True) for f in self.functions.values()]
+        for t in starting:
+            t.start()
+        for t in starting:
+            t.join(60)
+
     def _start_pollers(self, session: Any) -> None:
         from botocore.config import Config
 
-        sqs = session.client("sqs", config=Config(max_pool_connections=50, retries={"mode": "standard"}))
+        self._sqs = session.client("sqs", config=Config(max_pool_connections=50, retries={"mode": "standard"}))
+        starting = []
         for c in self.topo.consumers:
-            if not c.handler:
-                continue
-            queues = self.consumers[c.name]
-            arn = consumers.queue_arn(sqs, queues.queue_url)
-            for i in range(c.max_concurrency):
-                poller = Poller(
-                    name=f"{c.name}-{i}",
-                    sqs=sqs,
-                    queue_url=queues.queue_url,
-                    queue_arn=arn,
-                    handler=new_environment(c.handler),  # one environment per concurrent poller, as on AWS
-                    batch_size=c.batch_size,
-                    batching_window=c.batching_window_seconds,
-                    region=self.env.region,
-                    timeout_seconds=c.timeout_seconds,
-                    stop=self.stop_event,
-                    on_batch=self._trace_report(c),
+            if c.handler:
+                starting.append(self._start_runner(self.topo, c, c.handler))
+        self._sync_subscribed()
+        for runner in starting:
+            # Before the stack says it is ready: the first event does not wait for a cold start.
+            runner.function.start()
+
+    def _start_runner(
+        self,
+        topo: topology.Topology,
+        c: topology.Consumer,
+        spec: str,
+        path: str | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> ConsumerRunner:
+        queues = self.consumers[c.name]
+        function = FunctionProcess(
+            c.name,
+            spec,
+            environ or process_environment(self.env, topo, c.name, c.memory_mb),
+            slots=c.max_concurrency,  # one environment per concurrent poller, as on AWS
+            timeout_seconds=c.timeout_seconds,
+            paths=[path] if path else [],
+            cwd=str(PROJECT_ROOT),
+            on_broken=broken_reporter("consumer"),
+        )
+        runner = ConsumerRunner(
+            consumer=c,
+            queues=queues,
+            function=function,
+            sqs=self._sqs,
+            queue_arn=consumers.queue_arn(self._sqs, queues.queue_url),
+            region=self.env.region,
+            on_batch=self._trace_report(c),
+        )
+        runner.start()
+        self.runners[c.name] = runner
+        return runner
+
+    # ------------------------------------------------------------------ live reload
+
+    def _start_watchers(self) -> None:
+        config = PROJECT_ROOT / f"Pulumi.{self.env.stack}.yaml"
+        code = Watcher(
+            "watch-code",
+            lambda: [PROJECT_ROOT / "handlers", *(Path(p) for _, p in self.subscribed.values() if p)],
+            self.reload_code,
+            self.stop_event,
+        )
+        self._code_watcher = code
+        stack = Watcher(
+            "watch-config",
+            lambda: [config.parent],
+            lambda paths: self.apply_config() if any(p.name == config.name for p in paths) else None,
+            self.stop_event,
+            recursive=False,  # the repository root: only the stack config itself
+        )
+        subscribed = threading.Thread(target=self._watch_subscribed, name="watch-subscribed", daemon=True)
+        for t in (code, stack, subscribed):
+            t.start()
+            self.threads.append(t)
+
+    def reload_code(self, changed: set[Path]) -> None:
+        """New code from the next invocation: every function whose code may have changed gets a new process."""
+        handlers_dir = (PROJECT_ROOT / "handlers").resolve()
+        files = {str(p) for p in changed}
+        # Only the functions that loaded a changed file (each process reports the files it imported).
+        every = [*self.functions.values(), *(r.function for r in list(self.runners.values()))]
+        targets = [f for f in every if f.uses(files)]
+        restarts = [threading.Thread(target=f.reload, daemon=True) for f in targets]
+        for t in restarts:
+            t.start()
+        for t in restarts:
+            t.join(60)
+        names = sorted(
+            os.path.relpath(p, PROJECT_ROOT) if handlers_dir in p.resolve().parents else str(p) for p in changed
+        )
+        log.info("reloaded %d functions after a change to %s", len(targets), ", ".join(names))
+
+    def apply_config(self) -> None:
+        """Pulumi.<stack>.yaml saved: make queues, DLQs, subscriptions, rules and pollers follow it."""
+        with self._apply_lock:
+            try:
+                new = topology.load(self.env.stack)
+            except topology.TopologyError as exc:
+                say(f"{exc}; the running topology is unchanged")
+                return
+            if (new.prefix, new.generator, new.auth) != (self.topo.prefix, self.topo.generator, self.topo.auth):
+                say(
+                    f"Pulumi.{self.env.stack}.yaml: prefix, generator and token settings apply on the next "
+                    "`make run`; consumer changes apply now"
                 )
-                poller.start()
-                self.threads.append(poller)
+            old = {c.name: c for c in self.topo.consumers}
+            fresh = {c.name: c for c in new.consumers}
+            added, changed, removed = [], [], []
+            for name, c in fresh.items():
+                if old.get(name) == c:
+                    continue
+                before = old.get(name)
+                if before is not None and before.source != c.source:
+                    self._unsubscribe(self.topo, before)
+                self.consumers[name] = provision_consumer(self.topo, c, self.env, self.session)
+                runner = self.runners.pop(name, None)
+                if runner is not None:
+                    runner.stop_event.set()
+                    runner.function.retire()  # a batch in flight finishes on the old process
+                (changed if before is not None else added).append(name)
+            for name in sorted(old.keys() - fresh.keys()):
+                self._remove(old[name])
+                removed.append(name)
+            self.topo = replace(self.topo, consumers=new.consumers, raw=new.raw)
+            if self.state is not None:
+                self.state.topo = self.topo
+            for name in added + changed:
+                c = fresh[name]
+                if c.handler:
+                    self._start_runner(self.topo, c, c.handler)
+            summary = "; ".join(
+                f"{what} {', '.join(names)}"
+                for what, names in (("added", added), ("changed", changed), ("removed", removed))
+                if names
+            )
+            say(f"Pulumi.{self.env.stack}.yaml applied: {summary or 'no consumer changed'}")
+
+    def _unsubscribe(self, topo: topology.Topology, c: topology.Consumer) -> None:
+        """Stop deliveries to a consumer's queue: its topic subscription, or its rule on the bus."""
+        queue_url = self.consumers[c.name].queue_url
+        if c.source == "bus":
+            consumers.remove_bus_rule(self.session.client("events"), topo.event_bus_name, topo.queue_name(c))
+            return
+        sns = self.session.client("sns")
+        arn = consumers.queue_arn(self._sqs, queue_url)
+        for sub in consumers.sqs_subscriptions(sns, self.env.topic_arn(topo.topic_name)):
+            if sub["Endpoint"] == arn:
+                sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+
+    def _remove(self, c: topology.Consumer) -> None:
+        """A consumer gone from the config: unsubscribed, pollers stopped; its queues stay while they hold messages."""
+        self._unsubscribe(self.topo, c)
+        runner = self.runners.pop(c.name, None)
+        if runner is not None:
+            runner.stop_event.set()
+            runner.function.retire()
+        queues = self.consumers.pop(c.name)
+        held = 0
+        for url in (queues.queue_url, queues.dlq_url):
+            if url:
+                attrs = self._sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )["Attributes"]
+                held += sum(int(v) for v in attrs.values())
+        if held:
+            say(f"consumer {c.name} removed; its queues are kept: they hold {held} messages")
+            return
+        for url in (queues.queue_url, queues.dlq_url):
+            if url:
+                self._sqs.delete_queue(QueueUrl=url)
+
+    # ------------------------------------------------------------------ `fanout subscribe --handler`
+
+    def _watch_subscribed(self) -> None:
+        while not self.stop_event.wait(1.0):
+            try:
+                self._sync_subscribed()
+            except Exception:
+                if self.stop_event.is_set():
+                    return
+                log.exception("could not look for subscribed consumers' handlers")
+
+    def _sync_subscribed(self) -> None:
+        """Run (or stop) the handlers of consumers added with `fanout subscribe --handler`."""
+        sns = self.session.client("sns")
+        declared = {c.name for c in self.topo.consumers}
+        found = consumers.discover(self._sqs, sns, self.env.topic_arn(self.topo.topic_name))
+        wanted: dict[str, tuple[str, str | None]] = {}
+        for name, queues in found.items():
+            if name in declared:
+                continue
+            tags = self._sqs.list_queue_tags(QueueUrl=queues.queue_url).get("Tags", {})
+            if HANDLER_TAG in tags:
+                wanted[name] = (tags[HANDLER_TAG], tags.get(PATH_TAG) or None)
+        for name in list(self.subscribed):
+            if wanted.get(name) != self.subscribed[name]:
+                runner = self.runners.pop(name, None)
+                if runner is not None:
+                    runner.stop_event.set()
+                    runner.function.retire()
+                del self.subscribed[name]
+        for name, (spec, path) in wanted.items():
+            if name in self.subscribed:
+                continue
+            self.consumers[name] = found[name]
+            c = topology.Consumer(name=name, handler=None)
+            self._start_runner(self.topo, c, spec, path, subscribed_environment(self.env, self.topo, name))
+            self.subscribed[name] = (spec, path)
+            if getattr(self, "_code_watcher", None) is not None:
+                self._code_watcher.rewatch.set()  # watch its directory too
+            say(f"consumer {name}: running {spec}" + (f" from {path}" if path else ""))
 
     def _start_scheduler(self) -> None:
         gen = self.topo.generator
         if not gen.enabled or not self.env.generator_on:
             return
-        generator = load_handler("handlers.generator:handler")
+        # Its own process once started; a Runtime used piecemeal (unit tests, under moto's in-process mock)
+        # runs it in this process.
+        generator = self.functions.get("generator") or load_handler("handlers.generator:handler")
         # FANOUT_GENERATOR_SCHEDULE (e.g. "rate(2 seconds)") lets tests and demos see runs within seconds.
         self.schedule = self.env.generator_schedule or gen.schedule
         interval = rate_seconds(self.schedule)
@@ -179,7 +402,7 @@ class Runtime:
         def fire() -> object:
             from fanout.local.lambda_context import LocalContext
 
-            return generator({}, LocalContext(function_name="generator", region=self.env.region))
+            return generator({}, LocalContext(function_name="generator", region=self.env.region, timeout_seconds=60))
 
         scheduler = Scheduler(interval, fire, self.stop_event)
         scheduler.start()
@@ -192,11 +415,15 @@ class Runtime:
     def stop(self, timeout: float = 1.0, snapshot_budget: float = 1.5) -> None:
         """Stop everything; the contract allows 5 s from the signal, so each step has a share of it."""
         self.stop_event.set()
+        for runner in self.runners.values():
+            runner.stop_event.set()
         if self.gateway:
             self.gateway.stop()
         deadline = time.monotonic() + timeout  # one deadline for all threads: they stop in parallel
-        for t in self.threads:
+        for t in [*self.threads, *(p for r in self.runners.values() for p in r.pollers)]:
             t.join(max(0.0, deadline - time.monotonic()))
+        for f in [*self.functions.values(), *(r.function for r in self.runners.values())]:
+            f.kill()
         if self.state is not None:
             if self.session is not None and self.emulator is not None:
                 try:

@@ -1,0 +1,218 @@
+"""Live `make run`: each function in its own process, reloaded when its code or the stack config changes.
+
+- Every function (api, authorizer, generator, each consumer) is a FunctionProcess: its own process
+  with exactly the environment fanout.environment gives it on AWS (plus the local endpoint and
+  credentials), so per-function variables, real timeouts and crash isolation hold as on Lambda.
+- A saved file under handlers/ (or under a `fanout subscribe --path` directory) restarts the
+  functions' processes: the next invocation runs the new code, within about a second; what runs
+  finishes on the old process. A module that does not import is reported once, with its file,
+  consumer and error; that consumer's pollers then leave its messages in the queue until the file
+  imports again.
+- A saved Pulumi.<stack>.yaml is read again and applied: new consumers get queues, DLQs, their
+  subscription or rule and pollers; changed ones are updated; removed ones are unsubscribed and
+  their pollers stop (their queues stay while they hold messages). An invalid edit is reported
+  with the key and the running topology stays as it was.
+Watching uses watchfiles (inotify where available), not a polling loop of our own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from fanout import PROJECT_ROOT, consumers, topology
+from fanout.environment import Refs, function_environment, local_extras
+from fanout.local.environments import FunctionProcess
+from fanout.local.poller import OnBatch, Poller
+from fanout.localenv import LocalEnv
+
+log = logging.getLogger("fanout.local")
+HANDLER_TAG = "fanout:handler"  # on the queue of a `fanout subscribe --handler` consumer: MODULE:FUNCTION
+PATH_TAG = "fanout:path"  # and the directory its module is imported from
+# Variables a process needs to run at all (Lambda's runtime sets its own equivalents).
+PROCESS_VARS = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "VIRTUAL_ENV")
+
+
+def say(message: str) -> None:
+    """One line in the `make run` terminal, whatever the log level."""
+    sys.stderr.write(f"fanout: {message}\n")
+    sys.stderr.flush()
+
+
+def refs(env: LocalEnv, topo: topology.Topology) -> Refs:
+    return Refs(
+        topic_arn=env.topic_arn(topo.topic_name),
+        table_name=topo.table_name,
+        idempotency_table_name=topo.idempotency_table_name,
+        event_bus_name=topo.event_bus_name,
+        archive_bucket=topo.archive_bucket_name,
+        cursor_secret="local-cursor:" + env.jwt_secret,  # local secret
+    )
+
+
+def local_auth(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
+    # Locally tokens are HS256 with the local secret; AWS stacks verify against a JWKS.
+    return {"JWT_ALGORITHMS": "HS256", "JWT_SECRET": env.jwt_secret, "ROLES_CLAIM": topo.auth.roles_claim}
+
+
+def lambda_runtime_vars(topo: topology.Topology, function: str, memory_mb: int) -> dict[str, str]:
+    """What Lambda's runtime itself sets in every function (not declared by the Pulumi program)."""
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": f"{topo.prefix}-{function}",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "TZ": "UTC",
+        # No config or credentials files, as in Lambda: only the environment configures boto3.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def declared_environment(env: LocalEnv, topo: topology.Topology, function: str) -> dict[str, str]:
+    """The variables the Pulumi program declares for `function`, with local values (compared by a test)."""
+    return function_environment(topo, function, refs(env, topo), log_level=env.log_level, auth=local_auth(env, topo))
+
+
+def process_environment(env: LocalEnv, topo: topology.Topology, function: str, memory_mb: int = 256) -> dict[str, str]:
+    """A function's whole local environment: declared variables, Lambda's own, endpoint and credentials."""
+    base = {k: os.environ[k] for k in PROCESS_VARS if k in os.environ}
+    return {
+        **base,
+        **lambda_runtime_vars(topo, function, memory_mb),
+        **local_extras(env.aws_environ()),
+        **declared_environment(env, topo, function),
+    }
+
+
+def subscribed_environment(env: LocalEnv, topo: topology.Topology, name: str) -> dict[str, str]:
+    """A `fanout subscribe --handler` consumer: the common variables, as a config consumer without extras."""
+    spec = topology.Consumer(name=name)
+    common = function_environment(
+        replace(topo, consumers=(*topo.consumers, spec)), name, refs(env, topo), log_level=env.log_level
+    )
+    base = {k: os.environ[k] for k in PROCESS_VARS if k in os.environ}
+    return {**base, **lambda_runtime_vars(topo, name, 256), **local_extras(env.aws_environ()), **common}
+
+
+@dataclass
+class ConsumerRunner:
+    """One consumer running locally: its function's process and its pollers (one per maxConcurrency)."""
+
+    consumer: topology.Consumer
+    queues: consumers.ConsumerQueues
+    function: FunctionProcess
+    sqs: Any
+    queue_arn: str
+    region: str
+    on_batch: OnBatch | None = None
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    pollers: list[Poller] = field(default_factory=list)
+
+    def start(self) -> None:
+        threading.Thread(target=self.function.start, name=f"init-{self.consumer.name}", daemon=True).start()
+        for i in range(self.consumer.max_concurrency):
+            poller = Poller(
+                name=f"{self.consumer.name}-{i}",
+                sqs=self.sqs,
+                queue_url=self.queues.queue_url,
+                queue_arn=self.queue_arn,
+                handler=self.function,
+                batch_size=self.consumer.batch_size,
+                batching_window=self.consumer.batching_window_seconds,
+                region=self.region,
+                timeout_seconds=self.consumer.timeout_seconds,
+                stop=self.stop_event,
+                on_batch=self.on_batch,
+            )
+            poller.start()
+            self.pollers.append(poller)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.stop_event.set()
+        for p in self.pollers:
+            p.join(timeout)
+        self.function.stop()
+
+
+def broken_reporter(kind: str) -> Callable[[str, str], None]:
+    def report(name: str, error: str) -> None:
+        say(f"{kind} {name} does not load: {error} (fix the file; it is loaded again when saved)")
+
+    return report
+
+
+class Watcher(threading.Thread):
+    """watchfiles on some paths; calls back with the paths that changed (debounced)."""
+
+    def __init__(
+        self,
+        name: str,
+        targets: Callable[[], list[Path]],
+        on_change: Callable[[set[Path]], None],
+        stop: threading.Event,
+        *,
+        recursive: bool = True,
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self.targets = targets
+        self.on_change = on_change
+        self.stop = stop
+        self.recursive = recursive
+        self.rewatch = threading.Event()  # set when the paths to watch change
+
+    def run(self) -> None:
+        from watchfiles import watch
+
+        while not self.stop.is_set():
+            self.rewatch.clear()
+            targets = [str(d) for d in dict.fromkeys(self.targets()) if d.is_dir()]
+            if not targets:
+                self.stop.wait(1)
+                continue
+            try:
+                for changes in watch(
+                    *targets,
+                    stop_event=_Either(self.stop, self.rewatch),
+                    debounce=150,
+                    step=50,
+                    rust_timeout=500,
+                    recursive=self.recursive,
+                ):
+                    try:
+                        self.on_change({Path(p) for _, p in changes})
+                    except Exception:
+                        log.exception("applying a change failed")
+            except Exception:
+                if self.stop.is_set():
+                    return
+                log.exception("file watching failed; restarting it")
+                self.stop.wait(1)
+
+
+def _under(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+class _Either:
+    """An Event-like view that is set when either of two events is (for watchfiles' stop_event)."""
+
+    def __init__(self, a: threading.Event, b: threading.Event) -> None:
+        self.a, self.b = a, b
+
+    def is_set(self) -> bool:
+        return self.a.is_set() or self.b.is_set()
+
+
+def code_dirs(extra: list[str]) -> list[Path]:
+    return [PROJECT_ROOT / "handlers", *(Path(p) for p in extra)]

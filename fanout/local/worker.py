@@ -1,0 +1,120 @@
+"""One function's execution environment process: `python -m fanout.local.worker SPEC SLOTS FD [PATH...]`.
+
+Started by fanout.local.environments.FunctionProcess with exactly the environment variables the
+function has on AWS (plus the local endpoint and credentials), so `os.environ` here is the
+function's own, as in a Lambda execution environment. It imports the handler (the init phase),
+makes SLOTS copies of its module (one per concurrent invocation, as Lambda runs one invocation per
+environment at a time), then serves invocations: JSON lines on stdin, answers as JSON lines on the
+file descriptor FD. The handler's own output (stdout, stderr) goes where the parent sends it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def _describe_import_error(exc: BaseException, roots: list[str]) -> str:
+    """'handlers/audit.py line 7: SyntaxError: ...': the user's file and line, not importlib's frames."""
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{_short(exc.filename, roots)} line {exc.lineno}"
+    else:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+        mine = [f for f in frames if any(f.filename.startswith(r) for r in roots)] or frames
+        if mine:
+            where = f"{_short(mine[-1].filename, roots)} line {mine[-1].lineno}"
+    text = f"{type(exc).__name__}: {exc}"
+    return f"{where}: {text}" if where else text
+
+
+def _short(path: str, roots: list[str]) -> str:
+    for root in roots:
+        if path.startswith(root + os.sep):
+            return path[len(root) + 1 :]
+    return path
+
+
+def main(argv: list[str]) -> int:
+    spec, slots, fd, *paths = argv
+    out = os.fdopen(int(fd), "w", buffering=1, encoding="utf-8")
+    write_lock = threading.Lock()
+
+    def send(message: dict[str, Any]) -> None:
+        line = json.dumps(message, default=str, separators=(",", ":"))
+        with write_lock:
+            out.write(line + "\n")
+            out.flush()
+
+    for path in reversed(paths):
+        sys.path.insert(0, path)
+    roots = [os.path.realpath(p) for p in [*paths, str(Path.cwd())]]
+    from fanout.local import ledger
+    from fanout.local.environments import new_environment
+    from fanout.local.lambda_context import LocalContext
+
+    try:
+        copies: queue.LifoQueue[Any] = queue.LifoQueue()
+        for _ in range(int(slots)):
+            copies.put(new_environment(spec))
+        ledger.install_failure_capture()
+    except BaseException as exc:  # an init error is the handler's, reported once by the parent
+        send({"ready": False, "error": _describe_import_error(exc, roots), "trace": traceback.format_exc()})
+        return 1
+    loaded = [0]
+
+    def files() -> list[str] | None:
+        """The source files of the project's modules loaded here (what a saved change must reload); None if same."""
+        if len(sys.modules) == loaded[0]:
+            return None
+        loaded[0] = len(sys.modules)
+        found = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
+        return sorted(f for f in found if f and any(os.path.realpath(f).startswith(r + os.sep) for r in roots))
+
+    send({"ready": True, "pid": os.getpid(), "files": files()})
+
+    def invoke(request: dict[str, Any]) -> None:
+        handler = copies.get()
+        ctx = request["context"]
+        context = LocalContext(
+            function_name=ctx["function_name"],
+            region=ctx["region"],
+            timeout_seconds=ctx["timeout_seconds"],
+            aws_request_id=ctx["aws_request_id"],
+        )
+        try:
+            with ledger.collecting_failures() as errors:
+                try:
+                    result = handler(request["event"], context)
+                    answer: dict[str, Any] = {"id": request["id"], "ok": True, "result": result}
+                except Exception as exc:
+                    answer = {
+                        "id": request["id"],
+                        "ok": False,
+                        "type": type(exc).__name__,
+                        "error": str(exc),
+                        "trace": traceback.format_exc(),
+                    }
+            answer["failures"] = errors
+            answer["files"] = files()  # modules imported on first use count too
+            send(answer)
+        finally:
+            copies.put(handler)
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        # A thread per invocation: at most SLOTS run at once (the parent never sends more), each on its copy.
+        threading.Thread(target=invoke, args=(request,), daemon=True).start()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
