@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import jwt
@@ -21,7 +22,7 @@ def mint(secret: str, sub: str, roles: tuple[str, ...] | list[str] = ROLES, ttl:
         raise ValueError(f"ttl must be from 1 to {MAX_TTL} seconds")
     bad = [r for r in roles if r not in ROLES]
     if bad:
-        raise ValueError(f"unknown role {bad[0]!r}; roles are {', '.join(ROLES)}")
+        raise ValueError(f"unknown role {json.dumps(str(bad[0]))}; roles are {', '.join(ROLES)}")
     now = int(time.time())
     claims = {"sub": sub, "Role": list(roles), "iat": now, "exp": now + ttl, "iss": "fanout-local"}
     return jwt.encode(claims, secret, algorithm="HS256")

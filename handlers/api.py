@@ -19,7 +19,19 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handlers.core import auth, clients, cursor, events, idempotency, ids, observability, publisher, schemas, store
+from handlers.core import (
+    auth,
+    clients,
+    cursor,
+    events,
+    idempotency,
+    ids,
+    jsonbody,
+    observability,
+    publisher,
+    schemas,
+    store,
+)
 from handlers.core.settings import cursor_key
 
 MAX_BODY_BYTES = 64 * 1024
@@ -118,15 +130,11 @@ def _json_body() -> Any:
     except UnicodeDecodeError:
         raise ApiError(400, "body is not valid UTF-8") from None
 
-    def no_constants(name: str) -> None:
-        raise ApiError(400, f"body is not valid JSON: {name} is not allowed")
-
     try:
-        document = json.loads(text, parse_constant=no_constants)
-    except RecursionError:
-        raise ApiError(400, "body is nested too deeply") from None
-    except ValueError as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+        # Strict: duplicate keys and NaN/Infinity refused, errors worded as the local gateway words them.
+        document = jsonbody.loads(text)
+    except jsonbody.JsonBodyError as exc:
+        raise ApiError(400, str(exc)) from None
     try:
         # A \ud800-style escape decodes to a lone surrogate, which no UTF-8 message can carry.
         json.dumps(document, ensure_ascii=False).encode("utf-8")

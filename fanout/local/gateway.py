@@ -33,7 +33,9 @@ from fanout import tokens
 from fanout.local.lambda_context import LocalContext
 from fanout.localenv import ACCOUNT_ID
 from fanout.text import printable
+from handlers.core import jsonbody
 from handlers.core.auth import Unauthorized, bearer_token
+from handlers.core.jsonbody import quoted
 
 log = logging.getLogger("fanout.local.gateway")
 MAX_BODY = 64 * 1024
@@ -348,13 +350,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._json(405, {"message": "use POST"}, {"Allow": "POST"})
             return
         try:
-            doc = json.loads(body or b"{}")
+            # The API's parser: duplicate keys refused, errors in the same words.
+            doc = jsonbody.loads(body.decode("utf-8") if body else "{}")
             if not isinstance(doc, dict):
                 raise ValueError('body must be a JSON object like {"sub": "alice"}')
+            unknown = sorted(set(doc) - {"sub", "roles"})
+            if unknown:
+                raise ValueError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(quoted, unknown))}")
             sub = doc.get("sub", "")
             roles = doc.get("roles", list(tokens.ROLES))
-            if not isinstance(sub, str) or not isinstance(roles, list):
-                raise ValueError("sub must be a string and roles a list")
+            if not isinstance(sub, str):
+                raise ValueError('field "sub" must be a string')
+            if not isinstance(roles, list):
+                raise ValueError('field "roles" must be a list')
             token = tokens.mint(self.gw.jwt_secret, sub.strip(), roles, ttl=3600)
         except ValueError as exc:
             self._json(400, {"message": f"{exc} (this endpoint exists only on the local stack)"})

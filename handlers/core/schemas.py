@@ -10,6 +10,8 @@ from typing import Any
 
 import fastjsonschema
 
+from handlers.core.jsonbody import quoted
+
 # handlers/core/schemas.py -> <root>/schemas, both in the checkout and in the Lambda zip.
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 BASE_URI = "https://schemas.fanout.dev/"
@@ -36,11 +38,57 @@ def _validator(name: str) -> Callable[[Any], Any]:
 
 
 def validate(name: str, document: Any, *, label: str = "body") -> None:
-    """Raise SchemaError naming the offending field, e.g. 'body.informationOne must be string'."""
+    """Raise SchemaError naming the offending field, e.g. 'field "informationOne" must be a string'."""
     try:
         _validator(name)(document)
     except fastjsonschema.JsonSchemaValueException as exc:
-        raise SchemaError(exc.message.replace("data", label, 1)) from None
+        raise SchemaError(_say(exc, label)) from None
+
+
+_TYPES = {
+    "object": "a JSON object",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(quoted(n) for n in names)
+
+
+def _say(exc: fastjsonschema.JsonSchemaValueException, label: str) -> str:
+    """fastjsonschema's message (`data must contain ['x'] properties`) as a person would say it."""
+    parents = [str(p) for p in (exc.path or ["data"])[1:]]
+    value, rule, wanted = exc.value, exc.rule, exc.rule_definition
+    definition = exc.definition if isinstance(exc.definition, dict) else {}
+    prefix = "" if label == "body" else f"{label}: "
+
+    def full(name: str) -> str:
+        return ".".join([*parents, name])
+
+    here = f"field {quoted('.'.join(parents))}" if parents else label
+    if rule == "required" and isinstance(value, dict) and isinstance(wanted, list):
+        missing = [full(str(n)) for n in wanted if n not in value]
+        return f"{prefix}missing field{'s' if len(missing) > 1 else ''} {_names(missing)}"
+    if rule == "additionalProperties" and wanted is False and isinstance(value, dict):
+        known = set(definition.get("properties", {}))
+        extra = sorted(full(str(k)) for k in value if k not in known)
+        return f"{prefix}unknown field{'s' if len(extra) > 1 else ''} {_names(extra)}"
+    if rule == "type":
+        kinds = wanted if isinstance(wanted, list) else [wanted]
+        said = " or ".join(_TYPES.get(str(k), str(k)) for k in kinds)
+        return f"{prefix}{here} must be {said}"
+    if rule in ("minLength", "maxLength"):
+        low, high = definition.get("minLength"), definition.get("maxLength")
+        if low is not None and high is not None:
+            return f"{prefix}{here} must be {low} to {high} characters long"
+        bound = f"at least {low}" if rule == "minLength" else f"at most {high}"
+        return f"{prefix}{here} must be {bound} characters long"
+    return f"{prefix}{here} is not valid: {exc.message.split(' ', 1)[-1]}"
 
 
 def schema_uri(name: str) -> str:

@@ -140,3 +140,42 @@ def test_unknown_path_and_wrong_method(stack: Stack) -> None:
 def test_invalid_idempotency_key(stack: Stack) -> None:
     r = post(stack, user(), **{"Idempotency-Key": "k" * 256})
     assert r.status_code == 400 and "Idempotency-Key" in r.json()["message"]
+
+
+def test_duplicate_keys_are_refused_naming_the_key_and_store_nothing(stack: Stack) -> None:
+    sub = user()
+    r = raw_post(stack, sub, b'{"informationOne": "a", "informationOne": "b", "informationTwo": "c"}')
+    assert r.status_code == 400
+    assert r.json() == {"message": 'duplicate field "informationOne": each field may appear once'}
+    time.sleep(0.3)
+    assert all_items(stack, sub) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"informationOne": "a"}', 'missing field "informationTwo"'),
+        (b'{"informationOne": "a", "informationTwo": "b", "x": 1}', 'unknown field "x"'),
+        (b'{"informationOne": 1, "informationTwo": "b"}', 'field "informationOne" must be a string'),
+    ],
+)
+def test_400_messages_say_it_as_a_person_would(stack: Stack, data: bytes, message: str) -> None:
+    r = raw_post(stack, user(), data)
+    assert r.status_code == 400 and r.json() == {"message": message}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'{"sub": "a", "sub": "b"}', b'{"sub": "a",}', b'{"sub": NaN}'],
+    ids=["duplicate", "syntax", "constant"],
+)
+def test_the_gateway_and_the_api_word_json_errors_the_same(stack: Stack, data: bytes) -> None:
+    # The local token endpoint (parsed by the gateway) and POST /data (parsed by the api handler).
+    local = requests.post(
+        f"{stack.api_url}/_local/token", data=data, headers={"Content-Type": "application/json"}, timeout=5
+    )
+    api = raw_post(stack, user(), data)
+    assert local.status_code == api.status_code == 400
+    said = api.json()["message"]
+    assert said and "Expecting" not in said and "{'" not in said
+    assert local.json()["message"] == f"{said} (this endpoint exists only on the local stack)"

@@ -126,6 +126,12 @@ BAD_BODIES: dict[str, tuple[Any, int, tuple[str, ...]]] = {
     "nested-in-field": ({"informationOne": [[[[[["a"]]]]]], "informationTwo": "b"}, 400, ("informationOne",)),
     "lone-surrogate-escape": ('{"informationOne": "\\ud800", "informationTwo": "b"}', 400, ("UTF-8",)),
     "over-64-KiB": ({"informationOne": "a", "informationTwo": "b", "pad": "x" * 65_536}, 413, ("64 KiB",)),
+    "duplicate-key": (
+        '{"informationOne": "a", "informationOne": "b", "informationTwo": "c"}',
+        400,
+        ("informationOne",),
+    ),
+    "duplicate-nested-key": ('{"informationOne": {"k": 1, "k": 2}, "informationTwo": "c"}', 400, ('"k"',)),
     "over-64-KiB-of-whitespace": (" " * 65_537, 413, ("64 KiB",)),
 }
 
@@ -140,6 +146,44 @@ def test_malformed_body_is_refused_naming_the_problem_and_publishes_nothing(aws:
         assert word in answer.message
     assert aws.published() == []
     assert aws.items() == []
+
+
+HUMAN_MESSAGES: dict[str, tuple[str, str]] = {
+    "missing": ('{"informationOne": "a"}', 'missing field "informationTwo"'),
+    "missing-both": ("{}", 'missing fields "informationOne", "informationTwo"'),
+    "unknown": ('{"informationOne": "a", "informationTwo": "b", "x": 1}', 'unknown field "x"'),
+    "duplicate": (
+        '{"informationOne": "a", "informationOne": "b", "informationTwo": "c"}',
+        'duplicate field "informationOne": each field may appear once',
+    ),
+    "type": ('{"informationOne": 1, "informationTwo": "b"}', 'field "informationOne" must be a string'),
+    "length": (
+        '{"informationOne": "", "informationTwo": "b"}',
+        'field "informationOne" must be 1 to 1024 characters long',
+    ),
+    "not-an-object": ("[1]", "body must be a JSON object"),
+    "syntax": (
+        '{"informationOne": "a",}',
+        "body is not valid JSON: expected a field name in double quotes at line 1, column 24",
+    ),
+    "constant": ('{"informationOne": NaN}', "body is not valid JSON: NaN is not a JSON value"),
+    "digits": ('{"informationOne": ' + "9" * 5000 + "}", "body is not valid JSON: a number has too many digits"),
+}
+
+
+@pytest.mark.parametrize("case", list(HUMAN_MESSAGES))
+def test_400_messages_are_worded_as_a_person_would(aws: Aws, context: Any, case: str) -> None:
+    body, message = HUMAN_MESSAGES[case]
+    answer = post(context, body)
+    assert (answer.status, answer.body) == (400, {"message": message})
+    assert aws.published() == []
+
+
+def test_a_duplicate_key_is_refused_not_resolved_to_the_last_one(aws: Aws, context: Any) -> None:
+    # Python's json keeps the last duplicate, other parsers the first: refusing is the only safe answer.
+    answer = post(context, '{"informationOne": "a", "informationTwo": "b", "informationTwo": "b"}')
+    assert answer.status == 400 and "informationTwo" in answer.message
+    assert aws.published() == [] and aws.items() == []
 
 
 @pytest.mark.parametrize(

@@ -105,7 +105,7 @@ def test_cursor_key_is_derived_from_the_secret(monkeypatch: pytest.MonkeyPatch) 
     ("document", "words"),
     [
         ({"informationOne": "a"}, ("informationTwo",)),
-        ({"informationOne": 1, "informationTwo": "b"}, ("body.informationOne", "string")),
+        ({"informationOne": 1, "informationTwo": "b"}, ('field "informationOne"', "must be a string")),
         ({"informationOne": "a", "informationTwo": "b", "x": 1}, ("x",)),
         ([], ("body", "object")),
     ],
