@@ -85,5 +85,5 @@ clean: ## remove local state, build output and the virtualenv
 package: $(STAMP) ## build the Lambda artifacts (handler zip + dependency layer) into build/
 	$(PY) -m infra.package
 
-plan: $(STAMP) ## print the resources STACK (dev|prd) would create, offline under Pulumi mocks
-	$(PY) -m infra.plan --stack $(STACK)
+plan: $(STAMP) ## print the resources STACK (dev|prd) would create, offline under Pulumi mocks (PROJECT=examples/subscriber: that project's)
+	$(if $(PROJECT),$(PY) $(PROJECT)/plan.py --stack $(STACK),$(PY) -m infra.plan --stack $(STACK))
