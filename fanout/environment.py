@@ -30,7 +30,7 @@ class Refs:
     idempotency_table_name: Any
     event_bus_name: Any
     archive_bucket: Any
-    cursor_secret: Any
+    cursor_secret: Any  # the Secrets Manager secret holding the cursor key (ARN or name)
 
 
 def function_names(topo: Topology) -> list[str]:
@@ -74,7 +74,9 @@ def function_environment(
             "TOPIC_ARN": refs.topic_arn,
             "TABLE_NAME": refs.table_name,
             "IDEMPOTENCY_TABLE_NAME": refs.idempotency_table_name,
-            "CURSOR_SECRET": refs.cursor_secret,
+            # The cursor key's secret in Secrets Manager (its ARN on AWS, its name locally), never the value:
+            # an environment variable is readable by anyone with lambda:GetFunctionConfiguration.
+            "CURSOR_SECRET_ARN": refs.cursor_secret,
         }
     if function == "generator":
         gen = topo.generator

@@ -30,11 +30,12 @@ from fanout import PROJECT_ROOT, consumers, topology
 from fanout.environment import Refs, function_environment, local_extras
 from fanout.local.environments import FunctionProcess
 from fanout.local.poller import OnBatch, Poller
+from fanout.local.provision import cursor_secret_id
 from fanout.localenv import LocalEnv
 
 log = logging.getLogger("fanout.local")
-HANDLER_TAG = "fanout:handler"  # on the queue of a `fanout subscribe --handler` consumer: MODULE:FUNCTION
-PATH_TAG = "fanout:path"  # and the directory its module is imported from
+HANDLER_TAG = consumers.HANDLER_TAG  # on the queue of a `fanout subscribe --handler` consumer: MODULE:FUNCTION
+PATH_TAG = consumers.PATH_TAG  # and the directory its module is imported from
 # Variables a process needs to run at all (Lambda's runtime sets its own equivalents).
 PROCESS_VARS = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "VIRTUAL_ENV")
 
@@ -52,7 +53,7 @@ def refs(env: LocalEnv, topo: topology.Topology) -> Refs:
         idempotency_table_name=topo.idempotency_table_name,
         event_bus_name=topo.event_bus_name,
         archive_bucket=topo.archive_bucket_name,
-        cursor_secret="local-cursor:" + env.jwt_secret,  # local secret
+        cursor_secret=cursor_secret_id(topo),  # in the emulator's Secrets Manager (provision creates it)
     )
 
 

@@ -40,7 +40,25 @@ def _create_bucket(s3: Any, name: str, region: str) -> None:
             raise
 
 
+def cursor_secret_id(topology: Topology) -> str:
+    """Where the api finds its cursor key locally: a Secrets Manager secret, as on AWS (CURSOR_SECRET_ARN
+    takes an ARN or a name), so both read it through the same code."""
+    return f"{topology.prefix}-cursor"
+
+
+def _ensure_cursor_secret(sm: Any, topology: Topology, env: LocalEnv) -> None:
+    # Derived from the local JWT secret, so cursors stay valid across restarts of the same stack.
+    value = "local-cursor:" + env.jwt_secret
+    try:
+        sm.create_secret(Name=cursor_secret_id(topology), SecretString=value)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceExistsException":
+            raise
+        sm.put_secret_value(SecretId=cursor_secret_id(topology), SecretString=value)
+
+
 def provision(topology: Topology, env: LocalEnv, session: Any) -> dict[str, consumers.ConsumerQueues]:
+    _ensure_cursor_secret(session.client("secretsmanager"), topology, env)
     sns = session.client("sns")
     ddb, events = session.client("dynamodb"), session.client("events")
     sns.create_topic(Name=topology.topic_name)
