@@ -177,7 +177,8 @@ class DataApi(pulumi.ComponentResource):
                 f"{name}-cloudwatch-role",
                 # No aws:SourceAccount condition: API Gateway does not send it when it assumes the
                 # account's CloudWatch role, and AWS's own trust policy for this role has none
-                # (API Gateway developer guide, "Permissions for CloudWatch logging"); a condition
+                # (API Gateway developer guide, set-up-logging.html#set-up-access-logging-permissions;
+                # the aws.apigateway.Account example in the Pulumi registry is the same); a condition
                 # that never matches fails the Account resource and the first `pulumi up`.
                 assume_role_policy=policies.assume_role("apigateway.amazonaws.com"),
                 description="API Gateway: write access logs to CloudWatch Logs (account setting)",
