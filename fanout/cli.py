@@ -48,10 +48,14 @@ class Stack:
         session, config = _session(self.env)
         self.sqs = session.client("sqs", config=config)
         self.sns = session.client("sns", config=config)
+        self.events = session.client("events", config=config)
         self.topic_arn = self.env.topic_arn(self.topo.topic_name)
 
     def consumers(self) -> dict[str, consumers.ConsumerQueues]:
-        return consumers.discover(self.sqs, self.sns, self.topic_arn)
+        # Topic subscribers and the bus's consumers (source: bus) alike.
+        return consumers.discover(
+            self.sqs, self.sns, self.topic_arn, events=self.events, bus_name=self.topo.event_bus_name
+        )
 
     def consumer_with_dlq(self, name: str) -> tuple[str, str]:
         """(queue URL, DLQ URL) of a consumer, or a one-line error naming what is missing."""
@@ -125,6 +129,7 @@ def cmd_subscribe(args: argparse.Namespace) -> None:
         problem = _policy_problem(policy)
         if problem:
             raise CliError(f"--filter-policy: {problem}")
+    tags = consumers.handler_tags(args.handler, args.path)  # checked before anything is created
     stack = Stack()
     if args.name in stack.consumers():
         raise CliError(f"consumer {args.name!r} already exists")
@@ -145,6 +150,7 @@ def cmd_subscribe(args: argparse.Namespace) -> None:
             visibility_timeout=stack.env.visibility_timeout,
             filter_policy=policy,
             filter_scope=args.filter_scope,
+            tags=tags,
         )
     except Exception as exc:
         # Leave nothing half made: no queue without its subscription, no subscription without its filter.
@@ -329,6 +335,10 @@ def parser() -> argparse.ArgumentParser:
     )
     sb.add_argument("--filter-scope", choices=("MessageAttributes", "MessageBody"), default="MessageAttributes")
     sb.add_argument("--max-receive-count", type=_positive, default=3, help="receives before a message goes to the DLQ")
+    sb.add_argument(
+        "--handler", metavar="MODULE:FUNCTION", help="the running `make run` invokes it with the queue's batches"
+    )
+    sb.add_argument("--path", metavar="DIR", help="with --handler: import MODULE from DIR (e.g. another repository)")
     sb.set_defaults(func=cmd_subscribe)
 
     g = sub.add_parser("generate", help="publish synthetic events through the scheduled generator's path")

@@ -60,8 +60,12 @@ def ensure(
     visibility_timeout: int = 30,
     filter_policy: dict[str, Any] | None = None,
     filter_scope: str = "MessageAttributes",
+    tags: dict[str, str] | None = None,
 ) -> ConsumerQueues:
-    """Create (or update) the queue, its DLQ and the raw-delivery subscription. Idempotent."""
+    """Create (or update) the queue, its DLQ and the raw-delivery subscription. Idempotent.
+
+    `tags` go on the queue too (`fanout subscribe --handler`: which handler the local runtime runs).
+    """
     dlq_url = sqs.create_queue(
         QueueName=dlq_name,
         Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
@@ -70,6 +74,8 @@ def ensure(
     dlq_arn = queue_arn(sqs, dlq_url)
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
     queue_url = sqs.create_queue(QueueName=queue_name, tags={TAG: name})["QueueUrl"]
+    if tags:
+        sqs.tag_queue(QueueUrl=queue_url, Tags=tags)
     arn = queue_arn(sqs, queue_url)
     policy = {
         "Version": "2012-10-17",
@@ -128,6 +134,35 @@ def remove(sqs: Any, sns: Any, topic_arn: str, queue_name: str, dlq_name: str) -
             if sub["Endpoint"] == arn:
                 sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
         sqs.delete_queue(QueueUrl=url)
+
+
+HANDLER_TAG = "fanout:handler"  # MODULE:FUNCTION the local runtime invokes with the queue's batches
+PATH_TAG = "fanout:path"  # the directory MODULE is imported from (first on its path)
+_HANDLER_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+
+def handler_tags(handler: str | None, path: str | None) -> dict[str, str]:
+    """The queue tags of `subscribe --handler MODULE:FUNCTION [--path DIR]`, checked; errors name the flag."""
+    if handler is None:
+        if path is not None:
+            raise ConsumerError("--path goes with --handler MODULE:FUNCTION")
+        return {}
+    if not _HANDLER_RE.match(handler):
+        raise ConsumerError(f"--handler must look like module.name:function, got {handler!r}")
+    tags = {HANDLER_TAG: handler}
+    if path is not None:
+        from pathlib import Path
+
+        root = Path(path).expanduser().resolve()
+        if not root.is_dir():
+            raise ConsumerError(f"--path {path}: no such directory")
+        module = handler.split(":", 1)[0].replace(".", "/")
+        if not (root / f"{module}.py").is_file() and not (root / module / "__init__.py").is_file():
+            raise ConsumerError(f"--path {path}: no {module}.py (or package {module}/) in it for --handler {handler}")
+        if len(str(root)) > 256:
+            raise ConsumerError(f"--path {path}: at most 256 characters once absolute (an SQS tag value)")
+        tags[PATH_TAG] = str(root)
+    return tags
 
 
 def ensure_bus(

@@ -239,6 +239,7 @@ class LocalState:
                 visibility_timeout=self.env.visibility_timeout,
                 filter_policy=c.get("filter_policy"),
                 filter_scope=c.get("filter_scope", "MessageAttributes"),
+                tags=c.get("tags") or None,  # `fanout subscribe --handler`: the handler runs again
             )
         return len(saved)
 
@@ -321,6 +322,11 @@ class LocalState:
                     "max_receive_count": int(json.loads(redrive["Attributes"]["RedrivePolicy"])["maxReceiveCount"]),
                     "filter_policy": json.loads(policy) if policy else None,
                     "filter_scope": attrs.get("FilterPolicyScope", "MessageAttributes"),
+                    "tags": {
+                        k: v
+                        for k, v in sqs.list_queue_tags(QueueUrl=q.queue_url).get("Tags", {}).items()
+                        if k in (consumers.HANDLER_TAG, consumers.PATH_TAG)
+                    },
                 }
             )
         _write_atomic(self.root / CONSUMERS, lambda fh: json.dump(saved, fh, indent=2))
