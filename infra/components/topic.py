@@ -38,7 +38,8 @@ def service_sources(settings: Settings, ctx: AwsContext) -> dict[str, pulumi.Out
     bus = settings.topology.event_bus_name
     return {
         # SNS sends aws:SourceArn (the topic) when it encrypts into a subscribed queue (SQS developer
-        # guide, "Configure KMS permissions for AWS services"): the events topic and the alarm topic.
+        # guide, "Configure KMS permissions for AWS services"; the AWS CDK adds the same condition to
+        # a queue key for its SNS subscriptions, aws/aws-cdk#20339): the events and alarm topics.
         "sns.amazonaws.com": ctx.arn("sns", f"{prefix}-*"),
         # EventBridge names the rule delivering to a target queue or its DLQ; every rule of the
         # stack's bus (EventBridge user guide: aws:SourceArn / aws:SourceAccount in key policies).
