@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 
 import requests
 
+from tests.e2e.helpers import BODY, post, user, wait_for
 from tests.support.asyncapi_spec import errors
 from tests.support.stack import Stack
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples/subscriber"
+DEFAULT_BUCKET = "subscriber-example-received"  # examples/subscriber/subscriber_app/handler.py, without RECEIVED_BUCKET
 
 
 def test_the_local_stack_serves_its_asyncapi_document(stack: Stack) -> None:
@@ -25,3 +31,37 @@ def test_the_local_stack_serves_its_asyncapi_document(stack: Stack) -> None:
     assert {"persister", "archive"} <= receive
     assert {"fanout.data.generated.v1", "fanout.data.persisted.v1"} <= set(doc["components"]["messages"])
     assert doc["servers"]["local"]["host"] == status["aws_endpoint"].removeprefix("http://")
+
+
+def test_the_example_subscribers_handler_runs_against_the_local_stack(stack: Stack) -> None:
+    """examples/subscriber's own handler, the code its project deploys to another account, run by `make run`."""
+    s3 = stack.boto("s3")
+    s3.create_bucket(Bucket=DEFAULT_BUCKET)
+    name = "example-" + uuid.uuid4().hex[:6]
+    out = stack.cli(
+        "subscribe",
+        name,
+        "--filter-policy",
+        json.dumps({"type": ["fanout.data.generated.v1"]}),
+        "--handler",
+        "subscriber_app.handler:handler",
+        "--path",
+        str(EXAMPLE),
+    ).stdout
+    assert out.strip().splitlines()[-1].endswith(name)
+    try:
+        alice = user()
+        event_id = post(stack, alice).json()["id"]
+        key = f"received/{alice}/{event_id}.json"
+
+        def stored() -> dict | None:
+            try:
+                return json.loads(s3.get_object(Bucket=DEFAULT_BUCKET, Key=key)["Body"].read())
+            except s3.exceptions.NoSuchKey:
+                return None
+
+        event = wait_for(stored, timeout=20)
+        assert event["id"] == event_id and event["subject"] == alice
+        assert event["type"] == "fanout.data.generated.v1" and event["data"] == BODY
+    finally:
+        stack.cli("unsubscribe", name, check=False)

@@ -23,6 +23,9 @@ from handlers.core.consumer import consumer, logger_for
 from handlers.core.models import DataGenerated
 
 SERVICE = "subscriber-example"
+# On AWS the project sets RECEIVED_BUCKET to the bucket it creates; `fanout subscribe --handler`
+# sets no variables of its own, so locally the handler writes to the bucket of this name.
+DEFAULT_BUCKET = "subscriber-example-received"
 log = logger_for(SERVICE)
 
 
@@ -38,7 +41,7 @@ def object_key(event: DataGenerated) -> str:
 
 @consumer(DataGenerated, name=SERVICE)
 def handler(event: DataGenerated) -> None:
-    bucket = os.environ["RECEIVED_BUCKET"]
+    bucket = os.environ.get("RECEIVED_BUCKET") or DEFAULT_BUCKET
     _s3().put_object(
         Bucket=bucket,
         Key=object_key(event),
