@@ -2,9 +2,9 @@
 
 The archive is partitioned by the events' date (events/dt=YYYY-MM-DD/), so a window reads
 only its days' partitions. Events keep their ids, so the persister (idempotent by id)
-rewrites the same items: a replay restores what was lost and duplicates nothing. The
-archive itself gets the replayed events again, in new objects; readers dedupe by id, as
-this module does.
+rewrites the same items and the archive (one object per event id) rewrites the same
+objects: a replay restores what was lost and duplicates nothing. Archives written before
+that layout may hold an event in several objects; this module reads each id once.
 
 On AWS the persisted stream also has an EventBridge archive; `start_bus_replay` replays it
 onto the bus with StartReplay (EventBridge does the work; this only starts it).

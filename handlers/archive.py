@@ -2,17 +2,14 @@
 
 A consumer-kit user (handlers/core/consumer.py). Per record: the kit validates the
 CloudEvent (a poison message fails alone and reaches the DLQ after maxReceiveCount, as
-with the persister). Per batch: one object per event date (normally one per batch), its
-key derived from the event ids, so a retried or redelivered batch overwrites its own
-object. Only records whose object could not be written are reported as batch item failures.
+with the persister). Per event: one object keyed by its date and id (handlers/core/archive.py),
+so a replayed or redelivered event lands where it already is and the archive holds each
+event once. Only records whose object could not be written are reported as batch item failures.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from aws_lambda_powertools.metrics import MetricUnit
-from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.core import archive
 from handlers.core.clients import client
@@ -24,25 +21,16 @@ from handlers.core.settings import archive_bucket
 # No types: every published fanout event type is archived; unknown or invalid ones fail validation in the kit.
 @bulk_consumer(name="archive")
 def handler(batch: list[CloudEvent]) -> set[str]:
-    """Write the batch's events, one object per date; return the ids of the events to retry."""
-    by_day: dict[str, list[dict]] = defaultdict(list)
-    for event in batch:
-        raw = event.to_dict()
-        by_day[archive.day(raw)].append(raw)
-    s3, bucket = client("s3"), archive_bucket()
-    failed: set[str] = set()
-    for date, entries in sorted(by_day.items()):
-        key = archive.object_key(date, (e["id"] for e in entries))
-        try:
-            s3.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=archive.to_ndjson(entries),
-                ContentType="application/x-ndjson",
-            )
-        except (ClientError, BotoCoreError):
-            handler.logger.exception("archive object not written; its records will be retried", extra={"key": key})
-            failed |= {e["id"] for e in entries}
-            continue
-        handler.metrics.add_metric(name="EventsArchived", unit=MetricUnit.Count, value=len(entries))
-    return failed
+    """Write the batch's events, one object each; return the ids of the events to retry."""
+    failed = archive.write(client("s3"), archive_bucket(), [event.to_dict() for event in batch])
+    if failed:
+        first = next(iter(failed.values()))
+        handler.logger.warning(
+            f"{len(failed)} archive objects not written ({type(first).__name__}: {first}); "
+            "their records will be retried",
+            extra={"event_ids": sorted(failed)},
+        )
+    written = len({event.id for event in batch}) - len(failed)
+    if written:
+        handler.metrics.add_metric(name="EventsArchived", unit=MetricUnit.Count, value=written)
+    return set(failed)

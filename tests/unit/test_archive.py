@@ -1,4 +1,4 @@
-"""The archive consumer: SQS batch in, one NDJSON object per batch and date in S3, failures reported."""
+"""The archive consumer: SQS batch in, one NDJSON object per event (by date and id) in S3, failures reported."""
 
 from __future__ import annotations
 
@@ -30,23 +30,20 @@ def objects(s3: Any) -> dict[str, list[dict[str, Any]]]:
     return {k: layout.from_ndjson(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()) for k in keys}
 
 
-def test_a_batch_becomes_one_ndjson_object_in_its_date_partition(s3: Any, context: Any) -> None:
+def test_each_event_becomes_one_ndjson_object_in_its_date_partition(s3: Any, context: Any) -> None:
     batch = [event("alice", "2026-03-04T10:00:00.000Z"), event("bob", "2026-03-04T23:59:59.999Z"), event("ünï 😀")]
     batch[2]["time"] = "2026-03-04T12:00:00Z"
     assert archive.handler(sqs_event(*batch), context) == {"batchItemFailures": []}
     found = objects(s3)
-    assert len(found) == 1
-    key, lines = next(iter(found.items()))
-    assert key.startswith("events/dt=2026-03-04/") and key.endswith(".ndjson")
-    assert key == layout.object_key("2026-03-04", [e["id"] for e in batch])
-    # Every line is the CloudEvent exactly as received, sorted by id.
-    assert lines == sorted(batch, key=lambda e: e["id"])
-    for line in lines:
-        assert_valid("fanout.data.generated.v1.json", line)
-    head = s3.head_object(Bucket=BUCKET, Key=key)
-    assert head["ContentType"] == "application/x-ndjson"
-    raw = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
-    assert raw.endswith("\n") and raw.count("\n") == 3 and "ünï 😀" in raw
+    assert sorted(found) == sorted(f"events/dt=2026-03-04/{e['id']}.ndjson" for e in batch)
+    for e in batch:
+        key = layout.object_key(e)
+        # The line is the CloudEvent exactly as received.
+        assert found[key] == [e]
+        assert_valid("fanout.data.generated.v1.json", found[key][0])
+        assert s3.head_object(Bucket=BUCKET, Key=key)["ContentType"] == "application/x-ndjson"
+    raw = s3.get_object(Bucket=BUCKET, Key=layout.object_key(batch[2]))["Body"].read().decode()
+    assert raw.endswith("\n") and raw.count("\n") == 1 and "ünï 😀" in raw
 
 
 def test_events_of_different_dates_go_to_their_own_partitions(s3: Any, context: Any) -> None:
@@ -54,27 +51,31 @@ def test_events_of_different_dates_go_to_their_own_partitions(s3: Any, context: 
     batch = [event(time=t) for t in days]
     assert archive.handler(sqs_event(*batch), context) == {"batchItemFailures": []}
     found = objects(s3)
-    assert sorted(k.split("/")[1] for k in found) == ["dt=2026-01-31", "dt=2026-02-01"]
-    assert sorted(len(v) for v in found.values()) == [1, 2]
+    assert sorted(k.split("/")[1] for k in found) == ["dt=2026-01-31", "dt=2026-02-01", "dt=2026-02-01"]
 
 
-def test_the_same_batch_again_rewrites_the_same_object(s3: Any, context: Any) -> None:
-    batch = [event(time="2026-05-05T05:05:05.000Z") for _ in range(5)]
-    archive.handler(sqs_event(*batch), context)
-    first = objects(s3)
-    # Redelivered in another order and with a duplicate inside the batch: same key, same bytes.
-    archive.handler(sqs_event(*reversed(batch), batch[0]), context)
-    assert objects(s3) == first and len(first) == 1
-    assert len(next(iter(first.values()))) == 5
+def test_replayed_and_redelivered_events_are_archived_once(s3: Any, context: Any) -> None:
+    """Four replays and redeliveries in other batches, orders and company: each event once (issue 9)."""
+    first = [event(time="2026-05-05T05:05:05.000Z") for _ in range(5)]
+    archive.handler(sqs_event(*first), context)
+    before = objects(s3)
+    later = [event(time="2026-05-05T06:00:00.000Z") for _ in range(3)]
+    archive.handler(sqs_event(*reversed(first), first[0]), context)  # redelivered, a duplicate inside
+    archive.handler(sqs_event(first[1], *later, first[3]), context)  # replayed among new events
+    archive.handler(sqs_event(first[2]), context)  # alone
+    archive.handler(sqs_event(*first, *later), context)  # the whole window again
+    after = objects(s3)
+    lines = [line for body in after.values() for line in body]
+    assert len(lines) == len({e["id"] for e in lines}) == 8
+    assert {k: v for k, v in after.items() if k in before} == before  # same objects, same content
 
 
-def test_key_depends_on_the_ids_only() -> None:
-    a, b = "01JDAAAAAAAAAAAAAAAAAAAAAA", "01JDBBBBBBBBBBBBBBBBBBBBBB"
-    assert layout.object_key("2026-01-01", [a, b]) == layout.object_key("2026-01-01", [b, a, a])
-    assert layout.object_key("2026-01-01", [a]) != layout.object_key("2026-01-01", [a, b])
-    assert layout.object_key("2026-01-01", [a, b]).startswith(f"events/dt=2026-01-01/{a}-")
-    with pytest.raises(ValueError):
-        layout.object_key("2026-01-01", [])
+def test_key_depends_on_the_date_and_id_only() -> None:
+    a = event(time="2026-01-01T10:00:00Z")
+    same = {**a, "subject": "someone else", "data": {"informationOne": "x", "informationTwo": "y"}}
+    assert layout.object_key(a) == layout.object_key(same) == f"events/dt=2026-01-01/{a['id']}.ndjson"
+    with pytest.raises(ValueError, match="letters and digits"):
+        layout.object_key({**a, "id": "../../escape"})
 
 
 def test_poison_records_fail_alone(s3: Any, context: Any) -> None:
@@ -85,8 +86,7 @@ def test_poison_records_fail_alone(s3: Any, context: Any) -> None:
     records = [sqs_record(json.dumps(good[0])), bad_json, bad_event, sqs_record(json.dumps(good[1])), unknown]
     answer = archive.handler({"Records": records}, context)
     assert failures(answer) == {bad_json["messageId"], bad_event["messageId"], unknown["messageId"]}
-    (lines,) = objects(s3).values()
-    assert [e["id"] for e in lines] == sorted(e["id"] for e in good)
+    assert sorted(line["id"] for lines in objects(s3).values() for line in lines) == sorted(e["id"] for e in good)
 
 
 def test_persisted_events_are_archived_too(s3: Any, context: Any) -> None:
@@ -100,7 +100,7 @@ def test_persisted_events_are_archived_too(s3: Any, context: Any) -> None:
     assert lines == [persisted]
 
 
-def test_a_failed_put_fails_only_that_partition(s3: Any, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_put_fails_only_that_event(s3: Any, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     client = clients.client("s3")
     real = client.put_object
 
