@@ -28,7 +28,17 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
         "filterPolicy",
         "filterPolicyScope",
     ),
-    "aws:lambda/function:Function": ("name", "handler", "runtime", "architectures", "memorySize", "timeout"),
+    "aws:lambda/function:Function": (
+        "name",
+        "handler",
+        "runtime",
+        "architectures",
+        "memorySize",
+        "timeout",
+        "reservedConcurrentExecutions",
+    ),
+    "aws:xray/resourcePolicy:ResourcePolicy": ("policyName",),
+    "aws:secretsmanager/secret:Secret": ("namePrefix", "recoveryWindowInDays"),
     "aws:lambda/eventSourceMapping:EventSourceMapping": (
         "batchSize",
         "maximumBatchingWindowInSeconds",
