@@ -381,7 +381,7 @@ def document(topo: Topology, where: Where | None = None, *, schemas_dir: Path = 
             bindings["sns"] = {"consumers": [_sns_consumer(topo, consumer)], "bindingVersion": "0.1.0"}
         else:
             op["x-eventbridge"] = {
-                "rule": f"{topo.queue_name(consumer)}-rule",
+                "rule": topo.queue_name(consumer),  # the rule is named as its queue, on AWS and locally
                 "eventPattern": consumer.event_pattern,
             }
         operations[consumer.name] = op

@@ -164,6 +164,7 @@ def test_a_bus_consumer_receives_from_the_bus_with_its_event_pattern() -> None:
     op = doc["operations"]["notify"]
     assert op["channel"] == {"$ref": "#/channels/bus"}
     assert op["x-eventbridge"]["eventPattern"] == pattern
+    assert op["x-eventbridge"]["rule"] == "fanout-dev-notify"
     assert op["x-fanout"]["eventPattern"] == pattern
     assert "sns" not in op["bindings"]
     (ref,) = op["messages"]
