@@ -155,3 +155,16 @@ def test_at_the_longest_names_config_allows_every_declared_name_fits():
             too_long.append((res.type, name, len(name), limit))
     assert not too_long, too_long
     assert any(handler_name in r.name for r in recorded.resources if r.type == "aws:iam/role:Role")
+
+
+def test_the_language_hosts_config_is_read_whole(monkeypatch):
+    """`pulumi up` passes config as PULUMI_CONFIG: every fanout: key in it is seen, known or not."""
+    import json
+
+    import pulumi
+
+    from infra import settings
+
+    pulumi.runtime.set_all_config({})
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"fanout:consumer": "[]", "aws:region": "eu-west-1"}))
+    assert settings._namespace_keys() == {"consumer"}
