@@ -231,6 +231,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if self._refused():
                 return
             self._route()
+        except (TimeoutError, ConnectionError):
+            # A client that stalls mid-body (the idle timeout) or hangs up: nobody left to answer.
+            self.close_connection = True
         except Exception:
             log.exception("gateway error on %s %s", self.command, printable(self.path))
             self._json(500, {"message": "Internal server error"})

@@ -99,6 +99,17 @@ def test_idle_connection_is_closed(gateway: tuple[Gateway, Calls]) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_stalled_body_is_closed_quietly(gateway: tuple[Gateway, Calls], caplog: pytest.LogCaptureFixture) -> None:
+    gw, _ = gateway
+    caplog.set_level(logging.DEBUG, logger="fanout.local.gateway")
+    host = f"127.0.0.1:{_port(gw)}".encode()
+    with socket.create_connection(("127.0.0.1", _port(gw)), timeout=10) as s:
+        s.sendall(b"POST /data HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: 100\r\n\r\n0123456789")
+        assert s.recv(1024) == b""  # closed, without an answer to a request that never arrived whole
+    time.sleep(0.2)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
 def test_padded_headers_share_one_cache_entry(gateway: tuple[Gateway, Calls]) -> None:
     gw, calls = gateway
     for padding in ("", " " * 1000, " " * 5000, "\t"):
