@@ -8,7 +8,9 @@ hang `make run` once showed). So the handler here only counts and remembers, and
 the main loop `select()`s on that pipe, so it wakes at once.
 
 A second signal forces the exit (the stop in progress may be what hangs): the handler writes
-one line with `os.write` (no buffered-IO lock) and calls `force`, by default `os._exit`.
+one line with `os.write` (no buffered-IO lock) and calls `force`, by default `os._exit`. One
+that comes within `grace` seconds of the first is the same request arriving twice (SIGTERM to
+the process group reaches the runtime, and make forwards its own copy), not a second one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import select
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -45,12 +48,15 @@ class StopSignals:
         signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
         force: Callable[[int], None] = _exit,
         name: str = "fanout",
+        grace: float = 0.5,
     ) -> None:
         self.signals = signals
         self.force = force
         self.name = name
+        self.grace = grace
         self.count = 0  # plain ints and attributes only: assigning them takes no lock
         self.first: int | None = None
+        self._first_at = 0.0
         self._woken = False  # a stop signal's wakeup byte was read (its Python handler may not have run yet)
         self._interruptible = False
         self._read_fd = self._write_fd = -1
@@ -83,10 +89,13 @@ class StopSignals:
     # ------------------------------------------------------------------ the handler
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        # No locks here, no print(), no logging: only assignments, os.write and os._exit.
+        # No locks here, no print(), no logging: only assignments, time.monotonic, os.write and os._exit.
+        now = time.monotonic()
+        if self.count and now - self._first_at < self.grace:
+            return  # the first request, delivered twice
         self.count += 1
         if self.first is None:
-            self.first = signum
+            self.first, self._first_at = signum, now
         if self.count > 1:
             os.write(2, f"{self.name}: second signal ({signal.Signals(signum).name}), exiting now\n".encode())
             self.force(128 + signum)

@@ -46,8 +46,12 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_stops_within_five_seconds_leaving_nothing(tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("sig", "group"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGTERM, True)],
+    ids=["SIGTERM-to-make", "Ctrl+C", "SIGTERM-to-the-group"],
+)
+def test_stops_within_five_seconds_leaving_nothing(tmp_path: Path, sig: signal.Signals, group: bool) -> None:
     with running_stack(tmp_path) as stack:
         stack_pid = stack.proc.pid
         family = _descendants(stack_pid)
@@ -62,8 +66,9 @@ def test_stops_within_five_seconds_leaving_nothing(tmp_path: Path, sig: signal.S
             timeout=5,
         )
         started = time.monotonic()
-        if sig == signal.SIGINT:
-            # A terminal's Ctrl+C goes to the whole foreground process group.
+        if group:
+            # A terminal's Ctrl+C goes to the whole foreground process group (so does `kill -- -PGID`);
+            # make forwards a SIGTERM too: the runtime gets it twice and must take it as one request.
             os.killpg(stack_pid, sig)
         else:
             stack.proc.send_signal(sig)
@@ -78,6 +83,7 @@ def test_stops_within_five_seconds_leaving_nothing(tmp_path: Path, sig: signal.S
     assert alive == [], f"left behind: {alive}"
     assert _port_free(api_port) and _port_free(aws_port)
     assert "http://127.0.0.1:" in out and "local use only" in out and "curl" in out
+    assert "fanout: stopping" in out and "exiting now" not in out, out[-2000:]  # a clean stop, not a forced one
 
 
 def test_banner_prints_urls_and_curl(stack: Stack) -> None:

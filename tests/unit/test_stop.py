@@ -69,7 +69,7 @@ STRESS = textwrap.dedent(
                 time.sleep(pause)
                 signal.pthread_kill(main, sig) if to_main else os.kill(os.getpid(), sig)
 
-        with StopSignals(force=forced.append) as signals:
+        with StopSignals(force=forced.append, grace=0) as signals:
             sender = threading.Thread(target=send)
             started = time.monotonic()
             sender.start()
@@ -145,6 +145,9 @@ def test_a_second_signal_forces_the_exit_of_a_hung_stop() -> None:
     try:
         proc.send_signal(signal.SIGTERM)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "stopping"
+        proc.send_signal(signal.SIGTERM)  # within the grace: the same request delivered twice, ignored
+        time.sleep(0.8)
+        assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     finally:
