@@ -418,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fanout: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        # Ctrl+C during generate, replay or redrive: what was published or moved so far stays so.
+        print("fanout: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError

@@ -258,3 +258,30 @@ def test_a_lock_held_by_a_live_stack_is_refused_naming_its_pid(tmp_path: Path, m
             _state(tmp_path, monkeypatch).lock()
     finally:
         first.unlock()
+
+
+# ---------------------------------------------------------------- the CLI's long-running commands
+
+
+CLI_INTERRUPTED = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    from fanout import cli
+
+    def slow(args):  # stands for a long generate/replay/redrive: plain Python, interrupted by Ctrl+C
+        while True:
+            time.sleep(0.01)
+
+    cli.cmd_generate = slow
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    sys.exit(cli.main(["generate", "--count", "5"]))
+    """
+)
+
+
+def test_ctrl_c_ends_a_long_cli_command_with_one_line() -> None:
+    # The CLI installs no handler of its own: SIGINT is Python's KeyboardInterrupt, SIGTERM the default exit.
+    started = time.monotonic()
+    done = _python(CLI_INTERRUPTED, timeout=30)
+    assert done.returncode == 130 and done.stderr == "fanout: interrupted\n", done.stderr
+    assert time.monotonic() - started < 20
