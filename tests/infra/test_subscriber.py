@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pulumi
@@ -249,3 +251,48 @@ def test_bad_arguments_are_refused_naming_the_argument(source, kwargs, message) 
     mocks.install("subscriber-bad", {}, "eu-west-1")
     with pytest.raises(fs.ConsumerError, match=message):
         fs.Consumer("bad", source, **kwargs)
+
+
+def test_the_package_ships_in_the_projects_wheel_and_imports_from_it(tmp_path: Path) -> None:
+    """What another project gets from `pip install <this repository>`: fanout_subscriber, importable alone."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for package in ("fanout", "fanout_subscriber", "handlers", "infra"):
+        shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp_path),
+            ".",
+        ],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("fanout-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    assert {f"fanout_subscriber/{m}.py" for m in ("__init__", "consumer", "function", "policies", "queues")} <= names
+    code = "import fanout_subscriber as fs, sys; print(fs.__file__); assert fs.Consumer and fs.TopicSource"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": str(wheel), "PATH": ""},
+        cwd=tmp_path,  # not the checkout: `python -c` puts the current directory first on sys.path
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(str(wheel))
