@@ -8,6 +8,8 @@ queue never hold the same message at once.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import logging
 import threading
@@ -66,6 +68,9 @@ class Poller(threading.Thread):
     ) -> None:
         super().__init__(name=name, daemon=True)
         self.on_batch = on_batch  # the trace ledger and the attempt log lines (fanout.local.trace.report)
+        # Receipts of the messages that failed here and wait out their visibility timeout: at a clean
+        # stop they are made visible again so that the final snapshot saves them (release_held).
+        self.held: collections.deque[str] = collections.deque(maxlen=1000)
         self.sqs = sqs
         self.queue_url = queue_url
         self.queue_arn = queue_arn
@@ -117,11 +122,13 @@ class Poller(threading.Thread):
                     log.exception("%s: handler raised; %d messages will be retried", self.name, len(messages))
                 if self.on_batch:
                     self.on_batch(messages, {m["MessageId"] for m in messages}, errors, f"{type(exc).__name__}: {exc}")
+                self.held.extend(m["ReceiptHandle"] for m in messages)
                 return 0
         failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         if self.on_batch:
             self.on_batch(messages, failed, errors, None)
         done = [m for m in messages if m["MessageId"] not in failed]
+        self.held.extend(m["ReceiptHandle"] for m in messages if m["MessageId"] in failed)
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
@@ -130,6 +137,20 @@ class Poller(threading.Thread):
                 ],
             )
         return len(done)
+
+    def release_held(self) -> None:
+        """Make the messages this poller failed visible again (once stopped); stale receipts are ignored."""
+        handles = list(self.held)
+        self.held.clear()
+        for start in range(0, len(handles), 10):
+            with contextlib.suppress(Exception):  # the emulator may be going; the snapshot says what it got
+                self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                        for i, h in enumerate(handles[start : start + 10])
+                    ],
+                )
 
     def run(self) -> None:
         while not self.stop.is_set():

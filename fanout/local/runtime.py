@@ -424,10 +424,13 @@ class Runtime:
             t.join(max(0.0, deadline - time.monotonic()))
         for f in [*self.functions.values(), *(r.function for r in self.runners.values())]:
             f.kill()
+        for t in [*self.threads, *(p for r in self.runners.values() for p in r.pollers)]:
+            if hasattr(t, "release_held"):  # pollers
+                t.release_held()  # messages waiting out a visibility timeout are saved too
         if self.state is not None:
             if self.session is not None and self.emulator is not None:
                 try:
-                    self.state.snapshot(self.session, budget=snapshot_budget)
+                    self.state.snapshot(self.session, budget=snapshot_budget, final=True)
                 except Exception:
                     log.exception("final snapshot failed; the last periodic one is kept")
             self.state.unlock()

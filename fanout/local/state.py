@@ -5,8 +5,11 @@ What is kept, under the state dir (FANOUT_STATE_DIR, default .fanout/):
   s3/<bucket>/<key>          every object of the topology's buckets (the event archive), as files
   consumers.json             consumers added at run time (`fanout subscribe`): queue, DLQ, filter
   trace.json                 the trace ledger: what became of the last events (`fanout trace`)
-What is not: messages waiting in queues or DLQs, the idempotency of in-flight requests'
-SQS receipts, and anything created by hand outside these resources.
+  queues.json                messages waiting in queues and DLQs at a clean stop (body, attributes,
+                             receive count); loaded once at the next start, then removed
+What is not: messages in queues after a crash (they are saved on a clean stop only: reading a
+queue while its pollers run would count as receives), SQS receipts, and anything created by
+hand outside these resources.
 
 Snapshots are taken periodically and on a clean stop, each file replaced atomically, so a
 crash loses at most the last interval and never leaves a half-written file. A lock file
@@ -40,7 +43,9 @@ log = logging.getLogger("fanout.local.state")
 LOCK = ".lock"
 TABLES, S3, CONSUMERS = "tables", "s3", "consumers.json"
 TRACE = "trace.json"  # the trace ledger (fanout/local/ledger.py)
-ENTRIES = (TABLES, S3, CONSUMERS, TRACE, LOCK)
+QUEUES = "queues.json"  # messages waiting in the consumers' queues and DLQs at the last clean stop
+ENTRIES = (TABLES, S3, CONSUMERS, TRACE, QUEUES, LOCK)
+HIDE_SECONDS = 300  # restoring receive counts: messages already restored stay out of the way this long
 
 
 class StateError(RuntimeError):
@@ -195,6 +200,7 @@ class LocalState:
         for bucket in self._buckets():
             counts["objects"] += self._restore_bucket(s3, bucket)
         counts["consumers"] = self._restore_consumers(session)
+        counts["messages"] = self._restore_queues(session.client("sqs"))
         self.restored = True
         return counts
 
@@ -245,13 +251,20 @@ class LocalState:
 
     # ------------------------------------------------------------------ snapshot
 
-    def snapshot(self, session: Any, budget: float = 30.0, cancel: threading.Event | None = None) -> bool:
-        """Write what the stack holds now; False when out of time or cancelled (older copies stay)."""
+    def snapshot(
+        self, session: Any, budget: float = 30.0, cancel: threading.Event | None = None, *, final: bool = False
+    ) -> bool:
+        """Write what the stack holds now; False when out of time or cancelled (older copies stay).
+
+        `final` (the clean stop, pollers already stopped) also saves the messages in queues and DLQs.
+        """
         if not self.restored:
             return False  # never overwrite a snapshot that was not loaded: it would be lost
         check = _deadline(budget, cancel)
         with self._busy:
             try:
+                if final:
+                    self._snapshot_queues(session.client("sqs"), check)  # first: nothing else keeps them
                 if self.ledger is not None:
                     self.ledger.save(self.root / TRACE)  # first: local and cheap
                 ddb, s3 = session.client("dynamodb"), session.client("s3")
@@ -331,6 +344,73 @@ class LocalState:
             )
         _write_atomic(self.root / CONSUMERS, lambda fh: json.dump(saved, fh, indent=2))
 
+    # ------------------------------------------------------------------ queues
+
+    def _consumer_queues(self, sqs: Any) -> list[str]:
+        """Every consumer queue and DLQ (tagged fanout:consumer), never the trace or tail taps."""
+        urls = []
+        for page in sqs.get_paginator("list_queues").paginate():
+            for url in page.get("QueueUrls", []):
+                tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+                if consumers.TAG in tags and tags.get("fanout:role") != "tap":
+                    urls.append(url)
+        return sorted(urls)
+
+    def _snapshot_queues(self, sqs: Any, check: Callable[[], None]) -> None:
+        saved: dict[str, list[dict[str, Any]]] = {}
+        for url in self._consumer_queues(sqs):
+            messages: dict[str, dict[str, Any]] = {}
+            while True:
+                check()
+                batch = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=10,
+                    VisibilityTimeout=60,  # out of the way until the emulator stops, so each is read once
+                    WaitTimeSeconds=0,
+                    AttributeNames=["ApproximateReceiveCount"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+                if not batch:
+                    break
+                for m in batch:
+                    attributes = {}
+                    for k, v in m.get("MessageAttributes", {}).items():
+                        value = {"DataType": v["DataType"]}
+                        if "StringValue" in v:
+                            value["StringValue"] = v["StringValue"]
+                        if "BinaryValue" in v:
+                            value["BinaryValue"] = base64.b64encode(v["BinaryValue"]).decode()
+                        attributes[k] = value
+                    messages[m["MessageId"]] = {
+                        "body": m["Body"],
+                        "attributes": attributes,
+                        # This read was a receive too: what it had before.
+                        "receiveCount": max(0, int(m["Attributes"].get("ApproximateReceiveCount", 1)) - 1),
+                    }
+            if messages:
+                saved[url.rsplit("/", 1)[-1]] = list(messages.values())
+        _write_atomic(self.root / QUEUES, lambda fh: json.dump(saved, fh))
+
+    def _restore_queues(self, sqs: Any) -> int:
+        """Put the saved messages back, each once, with its receive count; then forget them."""
+        path = self.root / QUEUES
+        if not path.is_file():
+            return 0
+        saved = json.loads(path.read_text("utf-8"))
+        restored = 0
+        for name, messages in saved.items():
+            try:
+                url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            except ClientError:
+                log.warning(
+                    "queue %s is gone from the stack config; its %d saved messages are dropped", name, len(messages)
+                )
+                continue
+            restored += _put_back(sqs, url, messages)
+        # Loaded once: a crash before the next clean stop must not bring them back a second time.
+        path.unlink()
+        return restored
+
     # ------------------------------------------------------------------ helpers
 
     def _tables(self) -> tuple[str, ...]:
@@ -338,6 +418,49 @@ class LocalState:
 
     def _buckets(self) -> tuple[str, ...]:
         return (self.topo.archive_bucket_name,)
+
+
+def _put_back(sqs: Any, url: str, messages: list[dict[str, Any]]) -> int:
+    """Send the messages again; a message that had been received N times is received N times here.
+
+    SQS has no call to set a receive count, so it is rebuilt: each such message is sent, received
+    N times (the last receive hides it for a while, so the next one sent is the only one visible),
+    and all are made visible again at the end. Messages never received go last, untouched.
+    """
+    hidden: list[str] = []
+    ordered = sorted(messages, key=lambda m: -int(m.get("receiveCount", 0)))
+    for m in ordered:
+        attributes = {}
+        for k, v in m.get("attributes", {}).items():
+            value = dict(v)
+            if "BinaryValue" in value:
+                value["BinaryValue"] = base64.b64decode(value["BinaryValue"])
+            attributes[k] = value
+        kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": m["body"]}
+        if attributes:
+            kwargs["MessageAttributes"] = attributes
+        sqs.send_message(**kwargs)
+        count = int(m.get("receiveCount", 0))
+        for n in range(count):
+            got = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=1,
+                WaitTimeSeconds=0,
+                VisibilityTimeout=HIDE_SECONDS if n == count - 1 else 0,
+            ).get("Messages", [])
+            if not got:
+                break  # at maxReceiveCount already: the emulator has moved it to the DLQ, as SQS would
+            if n == count - 1:
+                hidden.append(got[0]["ReceiptHandle"])
+    for start in range(0, len(hidden), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                for i, h in enumerate(hidden[start : start + 10])
+            ],
+        )
+    return len(messages)
 
 
 class Snapshotter(threading.Thread):
