@@ -415,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (CliError, localenv.LocalConfigError, topology.TopologyError, consumers.ConsumerError) as exc:
-        print(f"fanout: error: {exc}", file=sys.stderr)
+        # Errors can quote names and server answers: escaped like every other line for a person.
+        print(printable(f"fanout: error: {exc}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         # Ctrl+C during generate, replay or redrive: what was published or moved so far stays so.
@@ -428,9 +429,9 @@ def main(argv: list[str] | None = None) -> int:
             env = localenv.for_cli()
             print(f"fanout: error: no local stack at {env.aws_endpoint}; start it with `make run`", file=sys.stderr)
         elif isinstance(exc, ClientError | BotoCoreError):
-            print(f"fanout: error: {exc}", file=sys.stderr)
+            print(printable(f"fanout: error: {exc}"), file=sys.stderr)
         else:
-            print(f"fanout: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(printable(f"fanout: error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
     return 0
 
