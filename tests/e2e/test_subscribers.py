@@ -6,6 +6,7 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.e2e.helpers import BODY, post, user, wait_for
@@ -65,3 +66,17 @@ def test_the_example_subscribers_handler_runs_against_the_local_stack(stack: Sta
         assert event["type"] == "fanout.data.generated.v1" and event["data"] == BODY
     finally:
         stack.cli("unsubscribe", name, check=False)
+
+
+def test_the_post_deploy_smoke_check_of_the_published_document_passes_on_the_local_one(stack: Stack) -> None:
+    from tests.infra import smoke
+
+    status = json.loads(stack.cli("status", "--json").stdout)
+    outputs = {
+        "asyncapi_url": f"{stack.api_url}/asyncapi.json",
+        "topic_arn": status["topic_arn"],
+        "consumers": {"persister": {}, "archive": {}},
+    }
+    smoke.published_contract(outputs)
+    with pytest.raises(smoke.SmokeFailure, match="this stack's topic"):
+        smoke.published_contract(outputs | {"topic_arn": "arn:aws:sns:eu-west-1:123456789012:another"})

@@ -6,7 +6,9 @@
 Gets a token the way the stack's identity allows (Cognito: a throwaway user, deleted afterwards;
 external issuer: $SMOKE_TOKEN; hs256: the secret from Secrets Manager), then checks the web app,
 POST /data -> 202, the item readable through GET /data/{id} and GET /data, 401 without a token,
-404 for an unknown path, and the OpenAPI document. Needs AWS credentials only for the token.
+404 for an unknown path, the OpenAPI document, and the AsyncAPI document published at
+`asyncapi_url` (this stack's topic, a receive operation per consumer). Needs AWS credentials only
+for the token.
 Not collected by pytest (no test_ prefix): it talks to AWS.
 """
 
@@ -135,6 +137,17 @@ def round_trip(base: str, token: str, wait_seconds: float) -> None:
     expect(status == 200 and any(i["id"] == event_id for i in page["items"]), "GET /data lists it")
 
 
+def published_contract(outputs: dict[str, Any]) -> None:
+    """The AsyncAPI document the stack publishes for subscribers, at its asyncapi_url, with its own topic."""
+    url = outputs.get("asyncapi_url")
+    expect(bool(url), "the stack outputs asyncapi_url")
+    status, doc = request("GET", url)
+    expect(status == 200 and isinstance(doc, dict) and doc.get("asyncapi") == "3.0.0", "asyncapi_url is AsyncAPI 3.0")
+    expect(doc["channels"]["topic"].get("x-arn") == outputs["topic_arn"], "the document names this stack's topic")
+    receive = {n for n, op in doc.get("operations", {}).items() if op.get("action") == "receive"}
+    expect(set(outputs.get("consumers", {})) <= receive, "every consumer of the stack has its receive operation")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.infra.smoke", description=__doc__.splitlines()[0])
     parser.add_argument("--outputs", required=True, help="file with `pulumi stack output --json --show-secrets`")
@@ -147,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with token_for(outputs) as token:
             round_trip(base, token, args.wait)
+        published_contract(outputs)
     except SmokeFailure as exc:
         print(f"FAILED {exc}", file=sys.stderr)
         return 1
