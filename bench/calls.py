@@ -149,6 +149,28 @@ class CallCounter:
         with self._lock:
             self.attempts[(service, operation)] += 1
 
+    def replay(self, records: list[dict[str, Any]]) -> None:
+        """Count calls made in a function's own process (bench.calls_child) as if made here."""
+        for r in records:
+            service, operation, params = r["service"], r["operation"], r.get("params") or {}
+            parsed = r.get("parsed") or {}
+            if self.enabled:
+                try:
+                    units = Counter(request_units(service, operation, params))
+                    units.update(response_units(service, operation, params, parsed))
+                except Exception:  # a hook must never break the run it observes
+                    units = Counter()
+                with self._lock:
+                    self.calls[(service, operation)] += 1
+                    self.attempts[(service, operation)] += int(r.get("attempts") or 1)
+                    for key, n in units.items():
+                        self.units[key] += n
+            for hook in self.after:
+                try:
+                    hook(f"{service}.{operation}", params, parsed)
+                except Exception:
+                    logging.getLogger("bench").exception("bench hook failed on %s.%s", service, operation)
+
     # --- reading ----------------------------------------------------------------------------
     def by_service(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = defaultdict(dict)

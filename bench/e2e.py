@@ -110,13 +110,18 @@ def run(events: int, clients: int, counter: CallCounter) -> dict[str, Any]:
     invocations = Invocations()
     restore = _instrument_handlers(runtime_module, invocations)
     counter.install()
+    # Each function runs in its own process: its calls are recorded there and counted here.
+    from fanout.local import environments
+
+    os.environ["FANOUT_WORKER_HOOK"] = "bench.calls_child"
+    environments.CALLS_SINK = counter.replay
     env = load()
     topo = topology.load(env.stack)
     rt = runtime_module.Runtime(env, topo)
     rt.start()
     try:
         ours = _ours(rt, env, topo, events, clients, counter, invocations)
-        pollers = [t for t in rt.threads if t.name.startswith(tuple(c.name for c in topo.consumers))]
+        pollers = [p for r in rt.runners.values() for p in r.pollers]
         rt.stop_event.set()
         for t in pollers:
             t.join(5)
@@ -151,9 +156,19 @@ def _instrument_handlers(runtime_module: Any, invocations: Invocations) -> Calla
             patched.append((module, name, real))
             setattr(module, name, wrapped)
 
+    # Functions in their own processes (fanout.local.environments.FunctionProcess): time each invocation
+    # as the caller sees it (the pipe round trip included, a fraction of a millisecond).
+    real_call = environments.FunctionProcess.__call__
+
+    def call(self: Any, event: Any, context: Any) -> Any:
+        return invocations.wrap(self.name, lambda e, c: real_call(self, e, c))(event, context)
+
+    environments.FunctionProcess.__call__ = call  # type: ignore[method-assign]
+
     def restore() -> None:
         for module, name, real in patched:
             setattr(module, name, real)
+        environments.FunctionProcess.__call__ = real_call  # type: ignore[method-assign]
 
     return restore
 

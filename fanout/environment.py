@@ -50,6 +50,22 @@ def consumer_environment(c: Consumer, refs: Refs) -> dict[str, Any]:
     return {**c.environment, **env}
 
 
+def generator_environment(topo: Topology, topic_arn: Any) -> dict[str, Any]:
+    gen = topo.generator
+    return {"TOPIC_ARN": topic_arn, "GENERATOR_USERS": ",".join(gen.users), "GENERATOR_COUNT": str(gen.count_per_run)}
+
+
+def common_environment(function: str, log_level: str, tracing_sdk: bool = False) -> dict[str, str]:
+    """What every function gets: Powertools' service, namespace, log level and tracing switch."""
+    return {
+        "POWERTOOLS_SERVICE_NAME": function,
+        "POWERTOOLS_METRICS_NAMESPACE": "fanout",
+        "POWERTOOLS_LOG_LEVEL": log_level,
+        # Powertools Tracer loads the X-Ray SDK only when asked (fanout:tracingSdk) for subsegments.
+        "POWERTOOLS_TRACE_DISABLED": "false" if tracing_sdk else "true",
+    }
+
+
 def function_environment(
     topo: Topology,
     function: str,
@@ -60,13 +76,7 @@ def function_environment(
     auth: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The environment of one function ("authorizer", "api", "generator" or a consumer's name)."""
-    env: dict[str, Any] = {
-        "POWERTOOLS_SERVICE_NAME": function,
-        "POWERTOOLS_METRICS_NAMESPACE": "fanout",
-        "POWERTOOLS_LOG_LEVEL": log_level,
-        # Powertools Tracer loads the X-Ray SDK only when asked (fanout:tracingSdk) for subsegments.
-        "POWERTOOLS_TRACE_DISABLED": "false" if tracing_sdk else "true",
-    }
+    env: dict[str, Any] = common_environment(function, log_level, tracing_sdk)
     if function == "authorizer":
         return env | dict(auth or {})
     if function == "api":
@@ -79,12 +89,7 @@ def function_environment(
             "CURSOR_SECRET_ARN": refs.cursor_secret,
         }
     if function == "generator":
-        gen = topo.generator
-        return env | {
-            "TOPIC_ARN": refs.topic_arn,
-            "GENERATOR_USERS": ",".join(gen.users),
-            "GENERATOR_COUNT": str(gen.count_per_run),
-        }
+        return env | generator_environment(topo, refs.topic_arn)
     consumer = topo.consumer(function)  # KeyError for a name that is no function of this topology
     return env | consumer_environment(consumer, refs)
 

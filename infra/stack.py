@@ -7,6 +7,7 @@ audience), and the functions before the API's methods.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from fanout import asyncapi
+from fanout.environment import Refs, consumer_environment, function_environment
 from infra import package, policies
 from infra.components.access_logs import CdnAccessLogs
 from infra.components.api import DataApi
@@ -167,6 +169,16 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
     messaging_key = [
         policies.allow(["kms:Decrypt", "kms:GenerateDataKey"], [topic.key.arn], sid="EncryptEvents"),
     ]
+    # What functions are told about the resources: fanout.environment, the same function the local runtime calls.
+    refs = Refs(
+        topic_arn=topic.topic.arn,
+        table_name=table.table.name,
+        idempotency_table_name=table.idempotency_table.name,
+        event_bus_name=bus.bus.name,
+        archive_bucket=None,  # set below, once the archive exists
+        # The version's ARN is the secret's: the function waits for the value to exist.
+        cursor_secret=cursor_version.secret_arn,
+    )
     api_function = LambdaFunction(
         "api",
         FunctionSpec(
@@ -174,13 +186,9 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
             handler="handlers.api.handler",
             timeout_seconds=10,
             memory_mb=512,
-            environment={
-                "TOPIC_ARN": topic.topic.arn,
-                "TABLE_NAME": table.table.name,
-                "IDEMPOTENCY_TABLE_NAME": table.idempotency_table.name,
-                # The version's ARN is the secret's: the function waits for the value to exist.
-                "CURSOR_SECRET_ARN": cursor_version.secret_arn,
-            },
+            environment=function_environment(
+                topology, "api", refs, log_level=settings.log_level, tracing_sdk=settings.tracing_sdk
+            ),
             statements=[
                 policies.allow(["secretsmanager:GetSecretValue"], [cursor_secret.arn], sid="ReadCursorSecret"),
                 policies.allow(["sns:Publish"], [topic.topic.arn], sid="PublishEvents"),
@@ -207,20 +215,32 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
         else None
     )
     consumers = {}
+    if archive is not None:
+        refs = dataclasses.replace(refs, archive_bucket=archive.bucket.bucket)
     for spec in topology.consumers:
         # What each known consumer handler calls beyond its own queue; any other handler gets only its queue.
         statements: list = []
-        environment: dict = {}
         if spec.handler == PERSISTER_HANDLER:
             statements = [
                 policies.allow(["dynamodb:BatchWriteItem"], [table.table.arn], sid="StoreItems"),
                 table.key_use(ctx),
                 policies.allow(["events:PutEvents"], [bus.bus.arn], sid="AnnouncePersisted"),
             ]
-            environment = {"TABLE_NAME": table.table.name, "EVENT_BUS_NAME": bus.bus.name}
         elif spec.handler == ARCHIVE_HANDLER and archive is not None:
             statements = archive.writer_statements(ctx)
-            environment = {"ARCHIVE_BUCKET": archive.bucket.bucket}
+        if spec.idempotent and spec.handler:
+            # The kit's Idempotency records, keyed on (consumer, event id), in the idempotency table only.
+            statements = [
+                *statements,
+                policies.allow(
+                    ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    [table.idempotency_table.arn],
+                    sid="IdempotencyRecords",
+                ),
+                table.key_use(ctx),
+            ]
+        # The same function the local runtime calls: what a consumer reads beyond the common variables.
+        environment = consumer_environment(spec, refs) if spec.handler else {}
         consumers[spec.name] = Consumer(
             f"consumer-{spec.name}", spec, topic, shared, bus=bus, statements=statements, environment=environment
         )

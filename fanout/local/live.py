@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -81,9 +82,14 @@ def declared_environment(env: LocalEnv, topo: topology.Topology, function: str) 
     return function_environment(topo, function, refs(env, topo), log_level=env.log_level, auth=local_auth(env, topo))
 
 
+def _process_base() -> dict[str, str]:
+    # FANOUT_WORKER_HOOK (bench's call counter) is taken out again by the worker before the handler loads.
+    return {k: os.environ[k] for k in (*PROCESS_VARS, "FANOUT_WORKER_HOOK") if k in os.environ}
+
+
 def process_environment(env: LocalEnv, topo: topology.Topology, function: str, memory_mb: int = 256) -> dict[str, str]:
     """A function's whole local environment: declared variables, Lambda's own, endpoint and credentials."""
-    base = {k: os.environ[k] for k in PROCESS_VARS if k in os.environ}
+    base = _process_base()
     return {
         **base,
         **lambda_runtime_vars(topo, function, memory_mb),
@@ -98,8 +104,28 @@ def subscribed_environment(env: LocalEnv, topo: topology.Topology, name: str) ->
     common = function_environment(
         replace(topo, consumers=(*topo.consumers, spec)), name, refs(env, topo), log_level=env.log_level
     )
-    base = {k: os.environ[k] for k in PROCESS_VARS if k in os.environ}
+    base = _process_base()
     return {**base, **lambda_runtime_vars(topo, name, 256), **local_extras(env.aws_environ()), **common}
+
+
+class LinkedEvent(threading.Event):
+    """Set by itself (this consumer stops) or by its parent (the whole stack stops)."""
+
+    def __init__(self, parent: threading.Event) -> None:
+        super().__init__()
+        self.parent = parent
+
+    def is_set(self) -> bool:
+        return super().is_set() or self.parent.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            super().wait(left)
+        return True
 
 
 @dataclass

@@ -19,6 +19,7 @@ from fanout.local.live import (
     HANDLER_TAG,
     PATH_TAG,
     ConsumerRunner,
+    LinkedEvent,
     Watcher,
     broken_reporter,
     process_environment,
@@ -222,6 +223,7 @@ class Runtime:
             queue_arn=consumers.queue_arn(self._sqs, queues.queue_url),
             region=self.env.region,
             on_batch=self._trace_report(c),
+            stop_event=LinkedEvent(self.stop_event),
         )
         runner.start()
         self.runners[c.name] = runner

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from fanout.environment import common_environment
 from fanout_subscriber.function import Function, FunctionArgs
 from infra import package, policies
 from infra.context import AwsContext
@@ -52,12 +53,9 @@ def function_args(spec: FunctionSpec, shared: SharedCode) -> FunctionArgs:
         code=pulumi.FileArchive(str(shared.archive.path)),
         handler=spec.handler,
         statements=list(spec.statements),
+        # fanout.environment: the same variables the local runtime gives the function.
         environment={
-            "POWERTOOLS_SERVICE_NAME": spec.short_name,
-            "POWERTOOLS_METRICS_NAMESPACE": "fanout",
-            "POWERTOOLS_LOG_LEVEL": settings.log_level,
-            # Powertools Tracer loads the X-Ray SDK only when asked (fanout:tracingSdk) for subsegments.
-            "POWERTOOLS_TRACE_DISABLED": "false" if settings.tracing_sdk else "true",
+            **common_environment(spec.short_name, settings.log_level, settings.tracing_sdk),
             **spec.environment,
         },
         timeout_seconds=spec.timeout_seconds,

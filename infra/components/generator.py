@@ -13,6 +13,7 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from fanout.environment import generator_environment
 from infra import policies
 from infra.components.function import FunctionSpec, LambdaFunction, SharedCode
 from infra.components.queues import DLQ_RETENTION_SECONDS, encrypted_queue, queue_policy
@@ -57,11 +58,8 @@ class Generator(pulumi.ComponentResource):
                 handler="handlers.generator.handler",
                 timeout_seconds=60,
                 memory_mb=256,
-                environment={
-                    "TOPIC_ARN": topic.topic.arn,
-                    "GENERATOR_USERS": ",".join(gen.users),
-                    "GENERATOR_COUNT": str(gen.count_per_run),
-                },
+                # fanout.environment: the same variables the local runtime gives the generator.
+                environment=generator_environment(settings.topology, topic.topic.arn),
                 statements=[
                     policies.allow(["sns:Publish"], [topic.topic.arn], sid="PublishEvents"),
                     policies.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key_arn], sid="EncryptEvents"),

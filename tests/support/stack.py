@@ -90,16 +90,19 @@ def _drain(pipe: Any, lines: list[str]) -> None:
             lines.append(line)
 
 
-def launch(state_dir: Path, *, stdout: Any = subprocess.PIPE, timeout: float = 60, **extra: str) -> Stack:
+def launch(
+    state_dir: Path, *, stdout: Any = subprocess.PIPE, timeout: float = 60, cwd: Path = ROOT, **extra: str
+) -> Stack:
     """Start `make run` on free ports and wait until /healthz answers; the caller stops it with stop().
 
     With the default stdout=PIPE a thread drains the output into `Stack.output` as it comes;
     a caller may pass an open file instead (the kernel then writes it, nothing to drain).
+    `cwd` runs it in another checkout (a copy of the repository that a test may edit).
     """
     env = stack_env(state_dir, **extra)
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "-s", "run"],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=stdout,
         stderr=subprocess.STDOUT,
@@ -140,8 +143,8 @@ def launch(state_dir: Path, *, stdout: Any = subprocess.PIPE, timeout: float = 6
 
 
 @contextlib.contextmanager
-def running_stack(state_dir: Path, timeout: float = 60, **extra: str) -> Iterator[Stack]:
-    stack = launch(state_dir, timeout=timeout, **extra)
+def running_stack(state_dir: Path, timeout: float = 60, cwd: Path = ROOT, **extra: str) -> Iterator[Stack]:
+    stack = launch(state_dir, timeout=timeout, cwd=cwd, **extra)
     try:
         yield stack
     finally:
