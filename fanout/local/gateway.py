@@ -209,7 +209,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, doc: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(doc).encode(), headers)
+        # Serialised as the api handler does (handlers/api.py _answer): one way to write JSON on this port.
+        self._send(
+            status,
+            json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace"),
+            headers,
+        )
 
     def _read_body(self) -> bytes | None:
         """The body, or None after answering 413 (the connection is then closed). Framing is checked before."""

@@ -179,3 +179,5 @@ def test_the_gateway_and_the_api_word_json_errors_the_same(stack: Stack, data: b
     said = api.json()["message"]
     assert said and "Expecting" not in said and "{'" not in said
     assert local.json()["message"] == f"{said} (this endpoint exists only on the local stack)"
+    # And serialised alike: compact, UTF-8 as is.
+    assert local.text.startswith('{"message":"') and api.text.startswith('{"message":"')
