@@ -56,11 +56,18 @@ class TopicSource:
 
 @dataclass(frozen=True)
 class BusSource:
-    """The fanout stack's EventBridge bus: its name in the same account, its ARN from another one."""
+    """The fanout stack's EventBridge bus: its name in the same account, its ARN from another one.
+
+    From another account (`cross_account=True`, with the bus ARN): EventBridge lets a rule created
+    by another account target only an event bus there, not a queue, so the consumer gets an inbox
+    bus of its own, a forwarding rule on the fanout bus (allowed by the stack's fanout:subscribers)
+    targeting that inbox, and its queue's rule on the inbox.
+    """
 
     event_bus: pulumi.Input[str]  # stack output `event_bus_name` (same account) or `event_bus_arn`
     event_pattern: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"detail-type": ["fanout.data.persisted.v1"]}
     rule_name: str | None = None  # None: Pulumi picks a unique name
+    cross_account: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,8 @@ def _check(source: TopicSource | BusSource, max_receive_count: int, batch_size: 
     elif isinstance(source, BusSource):
         if not isinstance(source.event_pattern, Mapping) or not source.event_pattern:
             raise ConsumerError("event_pattern must be a non-empty mapping (an EventBridge event pattern)")
+        if source.cross_account and isinstance(source.event_bus, str) and not source.event_bus.startswith("arn:"):
+            raise ConsumerError("event_bus must be the bus ARN (stack output event_bus_arn) with cross_account")
         if source.rule_name is not None and not RULE_NAME.match(source.rule_name):
             raise ConsumerError(f"rule_name must be 1-64 letters, digits, '.', '-' or '_', got {source.rule_name!r}")
     else:
@@ -110,6 +119,10 @@ class Consumer(pulumi.ComponentResource):
     subscription: aws.sns.TopicSubscription | None
     rule: aws.cloudwatch.EventRule | None
     target: aws.cloudwatch.EventTarget | None
+    inbox: aws.cloudwatch.EventBus | None  # cross-account bus consumers only
+    inbox_policy: aws.cloudwatch.EventBusPolicy | None
+    forward_rule: aws.cloudwatch.EventRule | None
+    forward_target: aws.cloudwatch.EventTarget | None
     function: Function | None
     event_source_mapping: aws.lambda_.EventSourceMapping | None
     alarms: dict[str, aws.cloudwatch.MetricAlarm]
@@ -140,11 +153,15 @@ class Consumer(pulumi.ComponentResource):
 
         # The rule exists before the queues: its ARN scopes the key and queue policies.
         self.rule = self.target = self.subscription = None
+        self.inbox = self.inbox_policy = self.forward_rule = self.forward_target = None
+        # The bus the queue's own rule is on: the fanout bus, or this consumer's inbox.
+        rule_bus: pulumi.Input[str] | None = None
         if isinstance(source, BusSource):
+            rule_bus = self._inbox(name, source) if source.cross_account else source.event_bus
             self.rule = aws.cloudwatch.EventRule(
                 f"{name}-rule",
                 name=source.rule_name,
-                event_bus_name=source.event_bus,
+                event_bus_name=rule_bus,
                 event_pattern=json.dumps(dict(source.event_pattern), sort_keys=True),
                 description=f"{name}: events for this consumer's queue",
                 opts=child,
@@ -209,7 +226,7 @@ class Consumer(pulumi.ComponentResource):
             self.target = aws.cloudwatch.EventTarget(
                 f"{name}-target",
                 rule=self.rule.name,
-                event_bus_name=source.event_bus,
+                event_bus_name=rule_bus,
                 arn=self.queue.arn,
                 retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
                     maximum_event_age_in_seconds=24 * 3600, maximum_retry_attempts=20
@@ -273,6 +290,45 @@ class Consumer(pulumi.ComponentResource):
         self.register_outputs(
             {"queue_url": self.queue.url, "queue_arn": self.queue.arn, "dlq_url": self.dlq.url, "key_arn": self.key_arn}
         )
+
+    def _inbox(self, name: str, source: BusSource) -> pulumi.Output[str]:
+        """This consumer's own bus, fed by a rule it creates on the fanout bus; returns the inbox's name."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.inbox = aws.cloudwatch.EventBus(f"{name}-inbox", opts=child)
+        # Only the fanout stack's account may put events here (the account id is the bus ARN's fifth field).
+        fanout_root = pulumi.Output.from_input(source.event_bus).apply(
+            lambda arn: f"arn:{arn.split(':')[1]}:iam::{arn.split(':')[4]}:root"
+        )
+        self.inbox_policy = aws.cloudwatch.EventBusPolicy(
+            f"{name}-inbox-policy",
+            event_bus_name=self.inbox.name,
+            policy=policies.document(
+                [
+                    policies.allow(
+                        ["events:PutEvents"],
+                        [self.inbox.arn],
+                        sid="FanoutBusForwardsHere",
+                        principal={"AWS": fanout_root},
+                    )
+                ]
+            ),
+            opts=child,
+        )
+        self.forward_rule = aws.cloudwatch.EventRule(
+            f"{name}-forward",
+            event_bus_name=source.event_bus,
+            event_pattern=json.dumps(dict(source.event_pattern), sort_keys=True),
+            description=f"{name}: to this consumer's inbox bus in its own account",
+            opts=child,
+        )
+        self.forward_target = aws.cloudwatch.EventTarget(
+            f"{name}-forward-target",
+            rule=self.forward_rule.name,
+            event_bus_name=source.event_bus,
+            arn=self.inbox.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.inbox_policy]),
+        )
+        return self.inbox.name
 
     def _own_key(self, name: str, service: str, source_arn: pulumi.Input[str]) -> aws.kms.Key:
         """A key for this consumer's queues that only the source may encrypt into, for this source only."""

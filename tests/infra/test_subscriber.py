@@ -47,6 +47,7 @@ def built() -> dict:
             dlq_alarm=fs.DlqAlarm(actions=["arn:aws:sns:eu-west-1:123456789012:ops"]),
         )
         out["bus"] = fs.Consumer("audit", fs.BusSource(BUS_ARN, PATTERN))
+        out["remote_bus"] = fs.Consumer("remote", fs.BusSource(BUS_ARN, PATTERN, cross_account=True))
         out["given_key"] = fs.Consumer(
             "plain", fs.TopicSource(TOPIC_ARN), kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/mine"
         )
@@ -201,7 +202,7 @@ def test_a_bus_consumer_gets_a_rule_on_that_bus_and_admits_only_that_rule(built)
         assert bus == target_bus == BUS_ARN
         assert json.loads(pattern) == PATTERN
         # The mocks overwrite every resource's `arn` output: the target's queue is read from its inputs.
-        (target,) = [r for r in built["recorded"].resources if r.type == "aws:cloudwatch/eventTarget:EventTarget"]
+        (target,) = [r for r in built["recorded"].resources if r.name == "audit-target"]
         assert target.inputs["arn"] == queue_arn
         assert dead["arn"] == target_dlq_arn and retry["maximum_retry_attempts"] > 0
         for policy in (qp, tp):
@@ -228,6 +229,49 @@ def test_a_bus_consumer_gets_a_rule_on_that_bus_and_admits_only_that_rule(built)
 
 
 @pulumi.runtime.test
+def test_from_another_account_a_bus_consumer_forwards_to_an_inbox_bus_of_its_own(built):
+    c = built["remote_bus"]
+    assert c.inbox is not None and c.forward_rule is not None and c.forward_target is not None
+    assert built["bus"].inbox is None
+
+    def check(args):
+        (
+            forward_bus,
+            forward_pattern,
+            inbox_arn,
+            inbox_name,
+            rule_bus,
+            target_bus,
+            inbox_policy,
+            queue_policy,
+            rule_arn,
+        ) = args
+        # The forwarding rule is on the fanout bus (in the other account) and targets the inbox.
+        assert forward_bus == BUS_ARN and json.loads(forward_pattern) == PATTERN
+        (forward,) = [r for r in built["recorded"].resources if r.name == "remote-forward-target"]
+        assert forward.inputs["arn"] == inbox_arn and forward.inputs["eventBusName"] == BUS_ARN
+        # The queue's rule and target are on the inbox, in this account.
+        assert rule_bus == target_bus == inbox_name
+        (allow,) = statements(inbox_policy)
+        assert allow["Principal"] == {"AWS": "arn:aws:iam::210987654321:root"}
+        assert allow["Action"] == ["events:PutEvents"] and allow["Resource"] == [inbox_arn]
+        (admit,) = [s for s in statements(queue_policy) if s["Effect"] == "Allow"]
+        assert admit["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
+
+    return pulumi.Output.all(
+        c.forward_rule.event_bus_name,
+        c.forward_rule.event_pattern,
+        c.inbox.arn,
+        c.inbox.name,
+        c.rule.event_bus_name,
+        c.target.event_bus_name,
+        c.inbox_policy.policy,
+        c.queue_policy.policy,
+        c.rule.arn,
+    ).apply(check)
+
+
+@pulumi.runtime.test
 def test_a_given_key_is_used_and_no_key_is_made(built):
     c = built["given_key"]
     assert c.key is None
@@ -243,6 +287,7 @@ def test_a_given_key_is_used_and_no_key_is_made(built):
         (fs.TopicSource(TOPIC_ARN, filter_policy_scope="Body"), {}, "filter_policy_scope"),
         (fs.BusSource(BUS_ARN, {}), {}, "event_pattern"),
         (fs.BusSource(BUS_ARN, PATTERN, rule_name="x" * 65), {}, "rule_name"),
+        (fs.BusSource("fanout-prd-bus", PATTERN, cross_account=True), {}, "bus ARN"),
         (fs.TopicSource(TOPIC_ARN), {"batch_size": 11}, "batch_size"),
         (fs.TopicSource(TOPIC_ARN), {"max_receive_count": 0}, "max_receive_count"),
     ],
