@@ -34,7 +34,13 @@ def _generator(runtime: Runtime, topo: topology.Topology) -> str:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        from fanout.local import logfmt
+
+        logfmt.configure(logging.WARNING)  # one readable line per record (FANOUT_LOG_FORMAT=json: JSON)
+    except ValueError as exc:
+        print(f"fanout: {exc}", file=sys.stderr)
+        return 2
     try:
         env = load()
         topo = topology.load(env.stack)

@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from fanout.local import logfmt
+
 Handler = Callable[[dict[str, Any], Any], Any]
 _copies = itertools.count(1)
 
@@ -91,14 +93,19 @@ class _Process:
 
         read_fd, write_fd = os.pipe()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fanout.local.worker", spec, str(slots), str(write_fd), *paths],
+            # -u: the function's output reaches the terminal as it is written, as on Lambda.
+            [sys.executable, "-u", "-m", "fanout.local.worker", spec, str(slots), str(write_fd), *paths],
             stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             env=environ,
             cwd=cwd,
             pass_fds=(write_fd,),
             text=True,
         )
         os.close(write_fd)
+        # Its log lines, readable in the terminal (fanout/local/logfmt.py); drained for the process's whole life.
+        logfmt.relay_in_thread(self.proc.stdout, environ.get("POWERTOOLS_SERVICE_NAME") or spec.split(":")[0])
         self._answers = os.fdopen(read_fd, "r", encoding="utf-8")
         self._lock = threading.Lock()
         self._waiting: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}

@@ -246,18 +246,17 @@ def report(
         )  # a raised handler's traceback is logged once by the poller
         if max_receive and count >= max_receive:
             log.error(
-                "%s: attempt %d of %d failed; moving the message to the DLQ (last error: %s)%s",
-                consumer,
+                "attempt %d of %d failed; the message goes to %s's DLQ (last error: %s)%s",
                 count,
                 max_receive,
+                consumer,
                 error,
                 text,
                 extra=extra,
             )
         else:
             log.warning(
-                "%s: attempt %d of %d failed, will be retried: %s%s",
-                consumer,
+                "attempt %d of %d failed, will be retried: %s%s",
                 count,
                 max_receive,
                 error,

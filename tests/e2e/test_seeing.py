@@ -96,6 +96,11 @@ def test_trace_follows_a_failing_message_through_retries_to_the_dlq(stack: Stack
     doc = wait_for(lambda: (d := trace(stack, event_id))["consumers"]["persister"]["state"] == "dlq" and d, timeout=20)
     assert doc["consumers"]["persister"]["attempts"] == 3
     assert "InvalidEvent" in stack.cli("trace", event_id).stdout  # the human form names the last error
+    # make run's terminal: one readable line per attempt, the move to the DLQ said once, no raw JSON.
+    mine = [line for line in "".join(stack.output).splitlines() if f"event={event_id}" in line]
+    assert any("attempt 1 of 3 failed, will be retried: InvalidEvent" in line for line in mine), mine
+    assert len([line for line in mine if "goes to persister's DLQ" in line]) == 1, mine
+    assert not [line for line in mine if line.startswith("{")]
 
 
 def test_trace_of_an_unknown_id_is_one_line_and_fails(stack: Stack) -> None:

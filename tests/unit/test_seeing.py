@@ -92,8 +92,9 @@ def test_failed_attempts_are_logged_once_with_attempt_n_of_m(caplog: pytest.LogC
         report(ledger, "audit", 3, [_message("E1", 1)], {"m-1"}, {"m-1": ("ValueError: no", "")})
         report(ledger, "audit", 3, [_message("E1", 3)], {"m-1"}, {"m-1": ("ValueError: no", "")})
     lines = [r.getMessage() for r in caplog.records]
-    assert lines[0] == "audit: attempt 1 of 3 failed, will be retried: ValueError: no"
-    assert lines[1].startswith("audit: attempt 3 of 3 failed; moving the message to the DLQ")
+    assert lines[0] == "attempt 1 of 3 failed, will be retried: ValueError: no"
+    assert lines[1] == "attempt 3 of 3 failed; the message goes to audit's DLQ (last error: ValueError: no)"
+    assert caplog.records[0].function == "audit"
     assert caplog.records[1].event_id == "E1" and caplog.records[1].message_id == "m-1"
     assert "skipping" not in " ".join(lines)
 
