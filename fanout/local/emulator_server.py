@@ -18,18 +18,12 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 REFUSAL = b'{"message": "the local AWS endpoint refuses requests from web pages (Origin or Host header)"}'
 
 
-def own_host(host: str, port: int) -> bool:
-    """127.0.0.1, localhost or [::1] with this port; also <bucket>.localhost, S3's virtual-hosted style
-    (only this machine can serve a page from a *.localhost name, so no rebinding page can use it)."""
-    name, sep, rest = host.strip().lower().rpartition(":")
-    if not sep or rest != str(port):
-        return False
-    return name in ("127.0.0.1", "localhost", "[::1]") or name.endswith(".localhost")
-
-
 def guard(app: WsgiApp, port: int) -> WsgiApp:
+    # 127.0.0.1, localhost or [::1] with this port: SDKs address S3 path-style on these names.
+    own = frozenset(f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]"))
+
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if "HTTP_ORIGIN" in environ or not own_host(environ.get("HTTP_HOST", ""), port):
+        if "HTTP_ORIGIN" in environ or environ.get("HTTP_HOST", "").strip().lower() not in own:
             start_response(
                 "403 Forbidden",
                 [("Content-Type", "application/json"), ("Content-Length", str(len(REFUSAL)))],

@@ -221,6 +221,10 @@ def test_emulator_still_serves_sdks_and_the_cli(stack: Stack) -> None:
     assert "QueueUrls" in stack.boto("sqs").list_queues()
     # The same fake-signed request as above, without Origin: what an SDK sends, served.
     assert _scan_request(stack).status_code == 200
+    # The other names of this machine's endpoint work too (what `aws --endpoint-url http://localhost:...` sends).
+    port = stack.aws_endpoint.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"[::1]:{port}"):
+        assert _scan_request(stack, Host=host).status_code == 200, host
 
 
 # -------------------------------------------------------------------------- terminal escapes
