@@ -57,9 +57,12 @@ def test_foreign_host_is_refused_on_every_route(stack: Stack) -> None:
         assert r.status_code in (403, 421) and "token" not in r.json(), host
 
 
-def test_request_without_host_is_refused(stack: Stack) -> None:
+def test_request_without_host_or_with_two_is_refused(stack: Stack) -> None:
     raw = _raw(_port(stack), b"GET /_local/stack HTTP/1.0\r\n\r\n")
     assert _status(raw) in (403, 421), raw[:200]
+    own = f"127.0.0.1:{_port(stack)}".encode()
+    two = b"GET /_local/stack HTTP/1.1\r\nHost: " + own + b"\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    assert _status(_raw(_port(stack), two)) in (403, 421)
 
 
 def test_own_host_names_are_served(stack: Stack) -> None:
