@@ -111,6 +111,7 @@ class Taps:
         )
 
     def start(self) -> None:
+        self._refresh()
         for name, url, seen in (
             ("trace-tap", self.topic_url, self._on_topic),
             ("trace-bus-tap", self.bus_url, self._on_bus),
@@ -118,6 +119,9 @@ class Taps:
             t = threading.Thread(target=self._loop, args=(url, seen), name=name, daemon=True)
             t.start()
             self.threads.append(t)
+        t = threading.Thread(target=self._refresh_loop, name="trace-tap-filters", daemon=True)
+        t.start()
+        self.threads.append(t)
 
     # ------------------------------------------------------------------ loops
 
@@ -184,9 +188,22 @@ class Taps:
     # ------------------------------------------------------------------ consumers' filters
 
     def subscriptions(self) -> dict[str, _Sub]:
-        """The topic's consumer subscriptions with their filter policies, refreshed every few seconds."""
-        if time.monotonic() - self._subs_at < REFRESH_SECONDS:
-            return self._subs
+        """The topic's consumer subscriptions with their filter policies (kept fresh by `_refresh_loop`)."""
+        if not self._subs_at:
+            self._refresh()
+        return self._subs
+
+    def _refresh_loop(self) -> None:
+        # Its own thread: the tap never waits for these calls, so an event reaches the ledger at once.
+        while not self.stop.wait(REFRESH_SECONDS):
+            try:
+                self._refresh()
+            except Exception:
+                if self.stop.is_set():
+                    return
+                tap_log.exception("trace tap could not refresh the consumers' filter policies")
+
+    def _refresh(self) -> None:
         fresh: dict[str, _Sub] = {}
         for s in consumers.sqs_subscriptions(self.sns, self.topic_arn):
             arn = s["SubscriptionArn"]
@@ -203,7 +220,6 @@ class Taps:
                 name, json.loads(policy) if policy else None, attrs.get("FilterPolicyScope") or "MessageAttributes"
             )
         self._subs, self._subs_at = fresh, time.monotonic()
-        return fresh
 
     def _consumer_name(self, queue_name: str) -> str | None:
         url = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
