@@ -28,7 +28,7 @@ from fanout.local.live import (
 )
 from fanout.local.localapi import LocalApi
 from fanout.local.poller import OnBatch
-from fanout.local.provision import provision, provision_consumer
+from fanout.local.provision import cursor_secret_id, provision, provision_consumer
 from fanout.local.scheduler import Scheduler, rate_seconds
 from fanout.local.state import TRACE, LocalState, Snapshotter
 from fanout.local.trace import Taps
@@ -53,7 +53,8 @@ def handler_environ(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
         "JWT_ALGORITHMS": "HS256",
         "JWT_SECRET": env.jwt_secret,
         "ROLES_CLAIM": topo.auth.roles_claim,
-        "CURSOR_SECRET": "local-cursor:" + env.jwt_secret,
+        # The cursor key is read from Secrets Manager (the emulator's), as on AWS; provision() creates it.
+        "CURSOR_SECRET_ARN": cursor_secret_id(topo),
         "GENERATOR_USERS": ",".join(topo.generator.users),
         "GENERATOR_COUNT": str(topo.generator.count_per_run),
         "POWERTOOLS_TRACE_DISABLED": "true",
