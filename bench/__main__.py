@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import artifacts, coldstart, e2e, prices, report
+from bench import artifacts, coldstart, e2e, report
 from bench.calls import CallCounter
+from fanout import cost as prices
 
 GROUPS = ("e2e", "coldstart", "artifacts")
 

@@ -11,9 +11,7 @@ each client the stack builds reports each API call (what is billed) and
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -22,38 +20,10 @@ from typing import Any
 
 import botocore.session
 
-from bench.prices import CHUNK_BYTES
+from fanout.cost import request_units, response_units
 
 _local = threading.local()
 LOCAL_ONLY_THREADS = frozenset({"snapshotter"})
-
-
-def _chunks(size: int) -> int:
-    return max(1, math.ceil(size / CHUNK_BYTES))
-
-
-def _attr_size(value: dict[str, Any]) -> int:
-    (kind, raw), *_ = value.items()
-    if kind in ("S", "N", "B"):
-        return len(str(raw).encode("utf-8"))
-    if kind in ("M",):
-        return sum(len(k.encode()) + _attr_size(v) for k, v in raw.items())
-    if kind in ("L",):
-        return sum(_attr_size(v) for v in raw)
-    return len(json.dumps(raw).encode())
-
-
-def item_size(item: dict[str, Any]) -> int:
-    """DynamoDB's item size: attribute names plus values, in bytes."""
-    return sum(len(name.encode("utf-8")) + _attr_size(value) for name, value in item.items())
-
-
-def write_units(item: dict[str, Any]) -> int:
-    return max(1, math.ceil(item_size(item) / 1024))
-
-
-def _name(arn_or_url: str) -> str:
-    return arn_or_url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 
 
 class CallCounter:
@@ -150,7 +120,7 @@ class CallCounter:
             self.attempts[(service, operation)] += 1
 
     def replay(self, records: list[dict[str, Any]]) -> None:
-        """Count calls made in a function's own process (bench.calls_child) as if made here."""
+        """Count calls made in a function's own process (fanout.local.metering) as if made here."""
         for r in records:
             service, operation, params = r["service"], r["operation"], r.get("params") or {}
             parsed = r.get("parsed") or {}
@@ -180,67 +150,6 @@ class CallCounter:
 
     def total_attempts(self) -> int:
         return sum(self.attempts.values())
-
-
-def request_units(service: str, operation: str, params: dict[str, Any]) -> dict[tuple[str, str, str], int]:
-    """Billed units a request costs, by (service, unit, resource); corrected in response_units."""
-    if service == "sns" and operation == "Publish":
-        return {("sns", "publish", _name(params.get("TopicArn", ""))): _chunks(len(params.get("Message", "").encode()))}
-    if service == "sns" and operation == "PublishBatch":
-        entries = params.get("PublishBatchRequestEntries", [])
-        total = sum(len(e.get("Message", "").encode()) for e in entries)
-        return {("sns", "publish", _name(params.get("TopicArn", ""))): _chunks(total)}
-    if service == "sqs":
-        # Only sends carry payload worth chunking; every other SQS action is one request.
-        bodies = [params.get("MessageBody", "")] + [e.get("MessageBody", "") for e in params.get("Entries", [])]
-        size = sum(len(str(b).encode()) for b in bodies)
-        return {("sqs", "request", _name(params.get("QueueUrl", ""))): _chunks(size)}
-    if service == "dynamodb" and operation == "BatchWriteItem":
-        out: Counter[tuple[str, str, str]] = Counter()
-        for table, reqs in params.get("RequestItems", {}).items():
-            out[("dynamodb", "wru", table)] += sum(
-                write_units(r["PutRequest"]["Item"]) for r in reqs if "PutRequest" in r
-            )
-        return dict(out)
-    if service == "dynamodb" and operation in ("PutItem", "UpdateItem", "DeleteItem"):
-        return {("dynamodb", "wru", params.get("TableName", "")): write_units(params.get("Item") or {"k": {"S": ""}})}
-    if service == "dynamodb" and operation in ("GetItem", "Query", "Scan", "BatchGetItem"):
-        return {("dynamodb", "read_calls", params.get("TableName", "")): 1}
-    if service == "events" and operation == "PutEvents":
-        entries = params.get("Entries", [])
-        bus = _name(entries[0].get("EventBusName", "default")) if entries else "default"
-        return {("events", "entries", bus): sum(_chunks(len(json.dumps(e).encode())) for e in entries)}
-    if service == "s3" and operation in ("PutObject", "CopyObject", "CompleteMultipartUpload", "ListObjectsV2"):
-        return {("s3", "put", params.get("Bucket", "")): 1}
-    if service == "s3" and operation == "GetObject":
-        return {("s3", "get", params.get("Bucket", "")): 1}
-    return {}
-
-
-def response_units(
-    service: str, operation: str, params: dict[str, Any], parsed: dict[str, Any]
-) -> dict[tuple[str, str, str], int]:
-    if service == "dynamodb" and operation == "BatchWriteItem":
-        # Only processed items are billed; UnprocessedItems are sent (and counted) again.
-        out: Counter[tuple[str, str, str]] = Counter()
-        for table, reqs in (parsed.get("UnprocessedItems") or {}).items():
-            out[("dynamodb", "wru", table)] -= sum(
-                write_units(r["PutRequest"]["Item"]) for r in reqs if "PutRequest" in r
-            )
-        return dict(out)
-    if service == "sqs" and operation == "ReceiveMessage":
-        # A first receive means SNS delivered it: SQS bills that delivery as one request (SNS bills nothing).
-        first = sum(
-            1 for m in parsed.get("Messages", []) if m.get("Attributes", {}).get("ApproximateReceiveCount", "1") == "1"
-        )
-        return {("sqs", "delivery", _name(params.get("QueueUrl", ""))): first} if first else {}
-    if service == "events" and operation == "PutEvents":
-        failed = parsed.get("FailedEntryCount", 0)
-        if failed:
-            entries = params.get("Entries", [])
-            bus = _name(entries[0].get("EventBusName", "default")) if entries else "default"
-            return {("events", "entries", bus): -failed}
-    return {}
 
 
 @contextmanager

@@ -8,16 +8,10 @@ its favour) for the measured median PutItem time on the same endpoint, its only 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from typing import Any
 
-from bench import prices as P
 from bench.calls import CallCounter
-
-
-def _gb_s(durations_ms: list[float], memory_mb: int) -> float:
-    # Lambda bills each invocation's duration rounded up to the millisecond.
-    return sum(math.ceil(ms) for ms in durations_ms) / 1000 * memory_mb / 1024
+from fanout import cost as P
 
 
 def model(counter: CallCounter, ours: dict[str, Any], topo: Any, seed_put_ms: float) -> dict[str, Any]:
@@ -35,19 +29,12 @@ def model(counter: CallCounter, ours: dict[str, Any], topo: Any, seed_put_ms: fl
     each = ours["invocation_ms_each"]
 
     lambda_requests = {fn: len(ms) for fn, ms in each.items()}
-    lambda_gb_s = {fn: _gb_s(ms, P.MEMORY_MB.get(fn, 256)) for fn, ms in each.items()}
+    lambda_gb_s = {fn: P.gb_seconds(ms, P.MEMORY_MB.get(fn, 256)) for fn, ms in each.items()}
 
-    # Dollars for the whole run, by line.
-    lines: dict[str, float] = defaultdict(float)
-    lines["API Gateway requests"] = ours["statuses"].get("202", 0) * P.API_GATEWAY_REST_REQUEST
-    lines["SNS publish"] = unit("sns", "publish") * P.SNS_PUBLISH
-    lines["SQS requests (incl. deliveries)"] = (unit("sqs", "request") + unit("sqs", "delivery")) * P.SQS_REQUEST
-    lines["DynamoDB writes (WRU)"] = unit("dynamodb", "wru") * P.DDB_WRITE_UNIT
-    lines["DynamoDB reads"] = unit("dynamodb", "read_calls") * P.DDB_READ_UNIT
-    lines["EventBridge PutEvents entries"] = unit("events", "entries") * P.EVENTBRIDGE_EVENT
-    lines["Lambda requests"] = sum(lambda_requests.values()) * P.LAMBDA_REQUEST
-    lines["Lambda GB-s (arm64)"] = sum(lambda_gb_s.values()) * P.LAMBDA_GB_SECOND_ARM
-    lines["S3 requests"] = unit("s3", "put") * 0.005 / 1000 + unit("s3", "get") * 0.0004 / 1000
+    # Dollars for the whole run, by line: the one cost model (fanout/cost.py), as the local console's panel.
+    lines = P.dollars(
+        units, lambda_requests=lambda_requests, lambda_gb_s=lambda_gb_s, api_requests=ours["statuses"].get("202", 0)
+    )
     ours_total = {k: v * per_m for k, v in lines.items() if v}
 
     # The persistence path: from the accepted event to the stored item (topic, persister queue,

@@ -113,7 +113,7 @@ def run(events: int, clients: int, counter: CallCounter) -> dict[str, Any]:
     # Each function runs in its own process: its calls are recorded there and counted here.
     from fanout.local import environments
 
-    os.environ["FANOUT_WORKER_HOOK"] = "bench.calls_child"
+    os.environ["FANOUT_WORKER_HOOK"] = "fanout.local.metering"
     environments.CALLS_SINK = counter.replay
     env = load()
     topo = topology.load(env.stack)

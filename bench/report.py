@@ -84,7 +84,7 @@ def _cost(c: dict[str, Any]) -> list[str]:
     lines += _table(["service operation", "per 1,000"], rows)
     lines.append(f"   HTTP attempts (retries included) per 1,000 events: {_f(c['http_attempts_per_1000_events'])}")
     lines.append("")
-    lines.append(f"   $ per million events, list prices {c['prices_as_of']} {c['region']} (bench/prices.py)")
+    lines.append(f"   $ per million events, list prices {c['prices_as_of']} {c['region']} (fanout/cost.py)")
     rows = [[k, f"{v:.3f}"] for k, v in c["dollars_per_million_events"].items()]
     rows.append(["total", f"{c['dollars_per_million_events_total']:.3f}"])
     lines += _table(["line", "$ / M events"], rows)

@@ -18,6 +18,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -143,6 +144,7 @@ class _Process:
             done.set()
 
     def invoke(self, event: dict[str, Any], context: Any, timeout: float) -> Any:
+        started = time.monotonic()
 
         done: threading.Event = threading.Event()
         box: list[dict[str, Any]] = []
@@ -184,6 +186,8 @@ class _Process:
         _note_failures(answer.get("failures") or {})
         if answer.get("calls") and CALLS_SINK is not None:
             CALLS_SINK(answer["calls"])
+        if INVOCATION_SINK is not None:
+            INVOCATION_SINK(context.function_name, (time.monotonic() - started) * 1000)
         if not answer["ok"]:
             raise FunctionError(answer["error"], answer.get("type", "Exception"), answer.get("trace", ""))
         return answer["result"]
@@ -220,6 +224,8 @@ class _Process:
 
 # Where the records of a FANOUT_WORKER_HOOK (AWS calls the functions made, for `make bench`) go; None: dropped.
 CALLS_SINK: Callable[[list[dict[str, Any]]], None] | None = None
+# Told (function name, milliseconds) after each invocation: the console's cost panel (fanout/local/costpanel.py).
+INVOCATION_SINK: Callable[[str, float], None] | None = None
 
 
 def _note_failures(failures: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fanout import PROJECT_ROOT, consumers, topology
+from fanout.local.costpanel import Meter
 from fanout.local.emulator import Emulator, EmulatorError, port_free
 from fanout.local.environments import FunctionProcess, load_handler
 from fanout.local.gateway import Gateway
@@ -78,6 +79,7 @@ class Runtime:
     session: Any = None
     schedule: str | None = None  # the generator's schedule, when it runs
     ledger: Ledger = field(default_factory=Ledger)  # the trace ledger (fanout trace, the console)
+    meter: Meter = field(default_factory=Meter)  # the console's cost panel
     functions: dict[str, FunctionProcess] = field(default_factory=dict)  # api, authorizer, generator
     runners: dict[str, ConsumerRunner] = field(default_factory=dict)  # consumers with a handler, by name
     subscribed: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # name -> (handler, path)
@@ -103,6 +105,7 @@ class Runtime:
         # moto starts empty: load the last snapshot before anything can read or write.
         self.restored = self.state.restore(session)
         self._start_trace_taps(session)
+        self._start_metering()
         self._start_functions()
         self._start_pollers(session)
         self._start_scheduler()
@@ -123,7 +126,13 @@ class Runtime:
             # What `fanout` asks for (GET /_local/stack) when only FANOUT_PORT points it at this stack.
             info={"aws_endpoint": self.env.aws_endpoint, "region": self.env.region, "stack": self.env.stack},
             asyncapi=self.asyncapi_document,
-            local=LocalApi(session=session, env=self.env, topology=lambda: self.topo, ledger=self.ledger).handle,
+            local=LocalApi(
+                session=session,
+                env=self.env,
+                topology=lambda: self.topo,
+                ledger=self.ledger,
+                cost=lambda: self.meter.panel(self.ledger.published_total),
+            ).handle,
         )
         self.gateway.start()
 
@@ -146,6 +155,23 @@ class Runtime:
         taps.start()
         self.threads += taps.threads
         install_failure_capture()  # pollers learn why each record failed
+
+    def _start_metering(self) -> None:
+        """The console's cost panel counts the functions' AWS calls and invocations (fanout/local/costpanel.py)."""
+        from fanout.local import environments
+
+        self.meter = Meter({c.name: c.memory_mb for c in self.topo.consumers})
+        # Each function process records its calls; `make bench` may have set its own recorder and sink first.
+        os.environ.setdefault("FANOUT_WORKER_HOOK", "fanout.local.metering")
+        previous = environments.CALLS_SINK
+
+        def sink(records: list[dict[str, Any]]) -> None:
+            self.meter.calls(records)
+            if previous is not None:
+                previous(records)
+
+        environments.CALLS_SINK = sink
+        environments.INVOCATION_SINK = self.meter.invocation
 
     def _trace_report(self, consumer: topology.Consumer) -> OnBatch:
         """What a consumer's pollers call after each invocation: the ledger and the attempt log lines."""
@@ -188,6 +214,7 @@ class Runtime:
         from botocore.config import Config
 
         self._sqs = session.client("sqs", config=Config(max_pool_connections=50, retries={"mode": "standard"}))
+        self.meter.attach_pollers(self._sqs)
         starting = []
         for c in self.topo.consumers:
             if c.handler:

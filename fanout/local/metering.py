@@ -1,9 +1,10 @@
-"""The bench's AWS-call recorder inside a function's process (FANOUT_WORKER_HOOK=bench.calls_child).
+"""The AWS-call recorder inside a function's process (FANOUT_WORKER_HOOK=fanout.local.metering).
 
-Each local function runs in its own process (fanout/local/worker.py), out of reach of the bench's
-in-process botocore hooks. This installs the same hooks there and keeps each call's service,
-operation, parameters, parsed answer and HTTP attempts; the worker sends them back with each
-invocation's answer, and bench.calls.CallCounter.replay counts them as if they had happened here.
+Each local function runs in its own process (fanout/local/worker.py). This installs botocore hooks
+there and keeps each call's service, operation, parameters, parsed answer and HTTP attempts; the
+worker sends them back with each invocation's answer. The runtime prices them for the console's
+cost panel (fanout/cost.py), and `make bench` counts them (bench.calls.CallCounter.replay) as if
+they had happened in its own process.
 """
 
 from __future__ import annotations
