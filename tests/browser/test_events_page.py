@@ -18,8 +18,11 @@ def test_the_events_page_shows_every_type_its_producers_consumers_schema_and_exa
     types = list(doc["components"]["messages"])
     assert types == ["fanout.data.generated.v1", "fanout.data.persisted.v1"]
     app = open_app()
-    app.goto("/console/events.html")
+    # Reached from the console's navigation, as a user gets there.
+    app.goto("/console")
     page = app.page
+    page.get_by_role("navigation", name="Console pages").get_by_role("link", name="Events").click()
+    expect(page).to_have_url(f"{stack.api_url}/console/events.html")
     expect(page.locator("#ev-status")).to_contain_text("2 event types")
     for event_type in types:
         section = page.locator(f'section[data-type="{event_type}"]')
