@@ -126,7 +126,10 @@ class LocalApi:
         """Every topic consumer (declared and subscribed) and bus consumer with its queues, cached 2 s."""
         with self._lock:
             if fresh or time.monotonic() - self._found_at > 2:
-                found = consumers.discover(self.sqs, self.sns, self.topic_arn)
+                try:
+                    found = consumers.discover(self.sqs, self.sns, self.topic_arn)
+                except ClientError:  # a consumer removed while it was being listed: ask once more
+                    found = consumers.discover(self.sqs, self.sns, self.topic_arn)
                 topo = self.topology()
                 for c in topo.consumers:
                     if c.name not in found and getattr(c, "source", "topic") == "bus":
@@ -262,14 +265,10 @@ class LocalApi:
     def _filter_of(self, q: consumers.ConsumerQueues | None) -> Any:
         if q is None:
             return None
-        arn = consumers.queue_arn(self.sqs, q.queue_url)
-        for s in consumers.sqs_subscriptions(self.sns, self.topic_arn):
-            if s["Endpoint"] == arn:
-                policy = self.sns.get_subscription_attributes(SubscriptionArn=s["SubscriptionArn"])["Attributes"].get(
-                    "FilterPolicy"
-                )
-                return json.loads(policy) if policy else None
-        return None
+        try:
+            return consumers.subscription_filter(self.sqs, self.sns, self.topic_arn, q.queue_url)[0]
+        except ClientError:
+            return None  # unsubscribed meanwhile: gone from the next answer
 
     def cost_doc(self) -> Answer:
         if self.cost is None:

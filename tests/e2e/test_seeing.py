@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 
 from handlers.core import ids
 from tests.e2e.helpers import drain, post, user, wait_for
@@ -263,3 +264,13 @@ def test_tail_removes_its_queue_and_subscription_on_a_signal(stack: Stack, sig: 
         tail.kill()
     assert subscriptions(stack) == before
     assert tail_queues(stack) == []
+
+
+def test_the_console_is_an_html_page_with_a_strict_csp(stack: Stack) -> None:
+    r = requests.get(f"{stack.api_url}/console", timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp and "'unsafe-inline'" not in csp
+    assert "<script" in r.text and "/console/console.js" in r.text
+    assert requests.get(f"{stack.api_url}/console/.hidden", timeout=10).status_code == 404
+    assert requests.post(f"{stack.api_url}/console", timeout=10).status_code == 405

@@ -4,7 +4,8 @@
 
 import { byId, h } from '/js/dom.js';
 
-const FIGURES_MS = 1000; // the figures and the stream refresh at least every 2 s: every second
+const FIGURES_MS = 1000; // the figures refresh at least every 2 s: every second
+const STREAM_MS = 500; // a POSTed event is on the page within a second or so
 const TOPOLOGY_MS = 2000; // follows live reload of the stack config
 const COST_MS = 5000;
 const STATES = ['processed', 'retrying', 'dlq', 'filtered', 'pending'];
@@ -408,8 +409,9 @@ function start() {
   every(TOPOLOGY_MS, refreshTopology);
   every(FIGURES_MS, async () => {
     if (!state.topology) await refreshTopology();
-    await Promise.all([refreshFigures(), refreshStream()]);
+    await refreshFigures();
   });
+  every(STREAM_MS, refreshStream);
   every(COST_MS, refreshCost);
 }
 
