@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.seeing ledger [--events 10000]      # offline: memory after N events
     make run                                                       # in one terminal, then:
     .venv/bin/python -m bench.seeing latency [--events 20]         # POST -> tail line, POST -> /_local/events
+    .venv/bin/python -m bench.seeing console [--events 10]         # POST -> row visible in headless Chromium
 
 The console polls /_local/events every half second, so what a user waits from POST to seeing the event in the
 console is this endpoint's latency plus up to one poll interval; both parts are printed. Prints figures,
@@ -154,6 +155,35 @@ def latency(events: int) -> dict[str, Any]:
     }
 
 
+def console(events: int) -> dict[str, Any]:
+    """POST -> the event's row visible on /console, in Debian's headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    from fanout import localenv, tokens
+
+    env = localenv.for_cli()
+    token = tokens.mint(env.jwt_secret, f"console-{os.getpid()}", list(tokens.ROLES), 600)
+    ms: list[float] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"{env.api_url}/console")
+        page.wait_for_selector(".lane")
+        for n in range(events):
+            event_id, started = _post(env.api_url, token, n)
+            page.wait_for_selector(f'tr[data-event="{event_id}"]', timeout=10_000)
+            ms.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.3)
+        browser.close()
+    ordered = sorted(ms)
+    return {
+        "n": len(ms),
+        "median_ms": statistics.median(ms),
+        "p90_ms": ordered[int(0.9 * (len(ms) - 1))],
+        "max_ms": max(ms),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.seeing", description=__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -161,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     lp.add_argument("--events", type=int, default=10_000)
     tp = sub.add_parser("latency", help="POST -> tail line and POST -> console stream, against make run")
     tp.add_argument("--events", type=int, default=20)
+    cp = sub.add_parser("console", help="POST -> row visible on the console page (headless Chromium), against make run")
+    cp.add_argument("--events", type=int, default=10)
     args = parser.parse_args(argv)
     if args.what == "ledger":
         r = ledger_memory(args.events)
@@ -169,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['bytes_in_memory'] / 1e6:.1f} MB in memory ({r['bytes_per_event']:.0f} B/event), "
             f"{r['file_bytes'] / 1e6:.1f} MB on disk, saved in {r['save_seconds'] * 1000:.0f} ms, "
             f"loaded in {r['load_seconds'] * 1000:.0f} ms"
+        )
+    elif args.what == "console":
+        r = console(args.events)
+        print(
+            f"console: POST -> row visible in Chromium: median {r['median_ms']:.0f} ms, p90 {r['p90_ms']:.0f} ms, "
+            f"max {r['max_ms']:.0f} ms (n={r['n']})"
         )
     else:
         r = latency(args.events)

@@ -100,9 +100,11 @@ def _count(stack: Stack, url: str) -> int:
 
 
 def test_redrive_from_the_page_moves_the_messages_back(open_app: Callable[..., Any], stack: Stack) -> None:
-    name, queue, dlq = _dlq_consumer(stack, 2)
     app = open_console(open_app)
     page = app.page
+    name, queue, dlq = _dlq_consumer(stack, 2)
+    # Subscribed after the page loaded: it appears in the topology without a reload.
+    expect(page.locator(f'.lane[data-consumer="{name}"]')).to_contain_text("no handler", timeout=5000)
     expect(page.locator(f'#dlq-consumer option[value="{name}"]')).to_be_attached(timeout=5000)
     page.locator("#dlq-consumer").select_option(name)
     page.get_by_role("button", name="Show messages").click()
