@@ -33,7 +33,7 @@ def test_snapshot_then_restore_into_an_empty_emulator(tmp_path: Path, monkeypatc
     with mock_aws():
         session = _fresh_stack(env, topo)
         kept = state.LocalState(tmp_path, topo, env)
-        assert kept.restore(session) == {"items": 0, "objects": 0, "consumers": 0}
+        assert kept.restore(session) == {"items": 0, "objects": 0, "consumers": 0, "messages": 0}
         session.client("dynamodb").put_item(TableName=topo.table_name, Item=item)
         session.client("s3").put_object(Bucket=topo.archive_bucket_name, Key="events/dt=2026-01-01/a.ndjson", Body=body)
         sqs, sns = session.client("sqs"), session.client("sns")
@@ -59,13 +59,14 @@ def test_snapshot_then_restore_into_an_empty_emulator(tmp_path: Path, monkeypatc
             "max_receive_count": 7,
             "filter_policy": {"subject": ["alice"]},
             "filter_scope": "MessageAttributes",
+            "tags": {},
         }
     ]
 
     with mock_aws():  # a new, empty emulator, as after a restart
         session = _fresh_stack(env, topo)
         again = state.LocalState(tmp_path, topo, env)
-        assert again.restore(session) == {"items": 1, "objects": 1, "consumers": 1}
+        assert again.restore(session) == {"items": 1, "objects": 1, "consumers": 1, "messages": 0}
         got = session.client("dynamodb").get_item(TableName=topo.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
         assert got["Item"] == item
         s3 = session.client("s3")
@@ -113,3 +114,53 @@ def test_reset_removes_only_what_fanout_keeps(tmp_path: Path) -> None:
     (only_ours / "tables").mkdir(parents=True)
     state.reset(only_ours)
     assert not only_ours.exists()
+
+
+def test_queue_and_dlq_messages_come_back_once_with_their_receive_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev")
+    queue, dlq = topo.queue_name(topo.consumer("persister")), topo.dlq_name(topo.consumer("persister"))
+    attrs = {
+        "type": {"DataType": "String", "StringValue": "fanout.data.generated.v1"},
+        "raw": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+    }
+    with mock_aws():
+        session = _fresh_stack(env, topo)
+        kept = state.LocalState(tmp_path, topo, env)
+        kept.restore(session)
+        sqs = session.client("sqs")
+        q, d = sqs.get_queue_url(QueueName=queue)["QueueUrl"], sqs.get_queue_url(QueueName=dlq)["QueueUrl"]
+        sqs.send_message(QueueUrl=q, MessageBody="twice", MessageAttributes=attrs)
+        for _ in range(2):  # received twice, visible again each time
+            sqs.receive_message(QueueUrl=q, VisibilityTimeout=0)
+        sqs.send_message(QueueUrl=q, MessageBody="never received")
+        sqs.send_message(QueueUrl=d, MessageBody="dead")
+        assert kept.snapshot(session, final=True)
+    assert (tmp_path / "queues.json").is_file()
+
+    def contents(sqs: Any, url: str) -> dict[str, tuple[int, dict[str, Any]]]:
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])  # fmt: skip
+        return {
+            m["Body"]: (int(m["Attributes"]["ApproximateReceiveCount"]), m.get("MessageAttributes", {})) for m in got
+        }
+
+    with mock_aws():  # a new, empty emulator, as after a restart
+        session = _fresh_stack(env, topo)
+        again = state.LocalState(tmp_path, topo, env)
+        assert again.restore(session)["messages"] == 3
+        sqs = session.client("sqs")
+        q, d = sqs.get_queue_url(QueueName=queue)["QueueUrl"], sqs.get_queue_url(QueueName=dlq)["QueueUrl"]
+        main = contents(sqs, q)
+        assert set(main) == {"twice", "never received"}
+        assert main["twice"][0] == 3 and main["never received"][0] == 1  # 2 before, and this look
+        assert main["twice"][1]["raw"]["BinaryValue"] == b"\x00\x01"
+        assert main["twice"][1]["type"]["StringValue"] == "fanout.data.generated.v1"
+        assert set(contents(sqs, d)) == {"dead"}
+    assert not (tmp_path / "queues.json").exists()  # loaded once: a crash now cannot bring them back twice
+    with mock_aws():
+        session = _fresh_stack(env, topo)
+        assert state.LocalState(tmp_path, topo, env).restore(session)["messages"] == 0
