@@ -23,7 +23,8 @@ STOP_SECONDS = 4.5
 def _restored(counts: dict[str, int]) -> str:
     if not any(counts.values()):
         return "nothing restored"
-    return "restored {items} items, {objects} archive objects, {consumers} subscribed consumers".format(**counts)
+    text = "restored {items} items, {objects} archive objects, {consumers} subscribed consumers".format(**counts)
+    return text + (f", {counts['messages']} queued messages" if counts.get("messages") else "")
 
 
 def _generator(runtime: Runtime, topo: topology.Topology) -> str:
@@ -97,6 +98,7 @@ def _run(runtime: Runtime, env: LocalEnv, topo: topology.Topology, signals: Stop
         f"""
 fanout is running (stack {env.stack}, region {env.region})
   API and web app   {env.api_url}
+  console           {env.api_url}/console (tail and trace: .venv/bin/fanout tail, .venv/bin/fanout trace ID)
   emulated AWS      {env.aws_endpoint}
   consumers         {", ".join(runtime.consumers)}
   generator         {_generator(runtime, topo)}
