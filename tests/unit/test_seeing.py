@@ -247,3 +247,51 @@ def test_tail_on_aws_cleans_up_on_a_signal_and_on_an_error(sig: signal.Signals) 
         observe.tail(Broken(), sns, topic, None, None, False, None)
     assert sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"] == []
     assert not [u for u in sqs.list_queues().get("QueueUrls", []) if "fanout-tail-" in u]
+
+
+def test_bus_consumers_in_the_trace_pattern_verdicts_and_eventbridge_bodies() -> None:
+    from fanout.local.trace import Taps
+
+    topo = topology.from_config(
+        "dev",
+        {
+            "consumers": [
+                {"name": "persister", "handler": "handlers.persister:handler"},
+                {
+                    "name": "on-persisted",
+                    "handler": "handlers.archive:handler",
+                    "source": "bus",
+                    "eventPattern": {"source": ["fanout.persister"], "detail-type": ["fanout.data.persisted.v1"]},
+                },
+                {
+                    "name": "on-other",
+                    "handler": "handlers.archive:handler",
+                    "source": "bus",
+                    "eventPattern": {"detail-type": ["something.else.v1"]},
+                },
+            ]
+        },
+    )
+    ledger = Ledger()
+    taps = Taps.__new__(Taps)  # only the bus verdicts are exercised: no clients needed
+    taps.topology, taps.ledger = (lambda: topo), ledger
+    cloudevent = {**EVENT, "type": "fanout.data.persisted.v1", "source": "fanout.persister"}
+    envelope = {
+        "version": "0",
+        "id": "eb-1",
+        "detail-type": "fanout.data.persisted.v1",
+        "source": "fanout.persister",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": cloudevent,
+    }
+    taps._on_bus({"Body": json.dumps(envelope)})
+    # The bus consumer's queue holds the EventBridge envelope: the ledger finds the CloudEvent's id in it.
+    message = {"MessageId": "m-7", "Body": json.dumps(envelope), "Attributes": {"ApproximateReceiveCount": "1"}}
+    report(ledger, "on-persisted", 3, [message], set(), {})
+    doc = ledger.trace(EVENT["id"], ["persister", "on-persisted", "on-other"])
+    assert doc is not None and doc["announced"] is True
+    assert doc["consumers"]["on-persisted"]["state"] == "processed"
+    assert doc["consumers"]["on-other"]["state"] == "filtered"
