@@ -23,7 +23,9 @@ import botocore.session
 from fanout.cost import request_units, response_units
 
 _local = threading.local()
-LOCAL_ONLY_THREADS = frozenset({"snapshotter"})
+# Local housekeeping with no AWS counterpart: the state snapshots and the trace ledger's taps
+# (fanout/local/trace.py), which observe the topic and the bus for `fanout trace` and the console.
+LOCAL_ONLY_THREADS = frozenset({"snapshotter", "trace-tap", "trace-bus-tap", "trace-tap-filters"})
 
 
 class CallCounter:
