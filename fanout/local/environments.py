@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.machinery
 import importlib.util
 import itertools
 import json
@@ -34,12 +35,47 @@ def load_handler(spec: str) -> Handler:
     return getattr(importlib.import_module(module), function)
 
 
+class FreshSource(importlib.machinery.SourceFileLoader):
+    """Compiles a module from its source every time, never from __pycache__.
+
+    Bytecode caches are checked by the source's mtime in whole seconds and its size: two saves
+    within a second that keep the size (v3 -> v4) would run the older code. Used for the code
+    that live reload watches (handlers/, `subscribe --path` directories); small, so cheap.
+    """
+
+    def get_code(self, fullname: str) -> Any:
+        return self.source_to_code(self.get_data(self.path), self.path)
+
+
+def compile_fresh_under(roots: list[str]) -> None:
+    """From now on, modules found in these directories (and below) load through FreshSource."""
+    machinery = importlib.machinery
+    finder = machinery.FileFinder.path_hook(
+        (FreshSource, machinery.SOURCE_SUFFIXES),
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES),
+        (machinery.SourcelessFileLoader, machinery.BYTECODE_SUFFIXES),
+    )
+    real = [os.path.realpath(r) for r in roots]
+
+    def hook(path: str) -> Any:
+        here = os.path.realpath(path or ".")
+        if any(here == r or here.startswith(r + os.sep) for r in real):
+            return finder(path)
+        raise ImportError("not live-reloaded code")  # the next hook (the standard one) takes it
+
+    sys.path_hooks.insert(0, hook)
+    sys.path_importer_cache.clear()
+
+
 def new_environment(spec: str) -> Handler:
     """The handler of a fresh copy of its module: one execution environment's worth of state."""
     module, _, function = spec.partition(":")
     original = importlib.import_module(module)  # imports its package and shared dependencies once
     name = f"{module}__env{next(_copies)}"
-    found = importlib.util.spec_from_file_location(name, original.__file__)
+    loader = original.__loader__ if isinstance(original.__loader__, FreshSource) else None
+    found = importlib.util.spec_from_file_location(
+        name, original.__file__, loader=FreshSource(name, original.__file__) if loader else None
+    )
     if found is None or found.loader is None:
         raise ImportError(f"cannot load {module} again from {original.__file__}")
     copy = importlib.util.module_from_spec(found)
@@ -114,6 +150,7 @@ class _Process:
         self.inflight = 0
         self.retired = False
         self.files: set[str] = set()  # the project's source files this process has loaded
+        self.generation = 0
         self.ready = threading.Event()
         self.init: dict[str, Any] = {}
         self._reader = threading.Thread(target=self._read, name=f"worker-{spec}", daemon=True)
@@ -273,11 +310,14 @@ class FunctionProcess:
         self.broken: str | None = None  # the init error of the current code, until it imports again
         self._lock = threading.Lock()
         self._current: _Process | None = None
+        self.generation = 0  # bumped by each reload; a process of an older generation runs stale code
         self._retry = False
         self._starting = threading.Lock()
 
     def _start(self) -> _Process:
+        generation = self.generation  # before the code is read: a change from now on makes it stale
         proc = _Process(self.spec, self.slots, self.environ, self.paths, self.cwd)
+        proc.generation = generation
         proc.ready.wait(60)
         if not proc.init.get("ready"):
             error = str(proc.init.get("error") or "the function did not start")
@@ -290,7 +330,15 @@ class FunctionProcess:
         return proc
 
     def _live(self) -> _Process:
-        with self._starting:  # one start at a time; the others wait and share it
+        with self._lock:
+            proc = self._current
+        if proc is not None and proc.alive() and not proc.retired:
+            # Fast path, no wait: while a reload loads the new code, invocations still go to this process.
+            if proc.generation != self.generation and not self._starting.locked():
+                # A change came in while its reload was busy with an earlier one: load it now, in the background.
+                threading.Thread(target=self._refresh, name=f"reload-{self.name}", daemon=True).start()
+            return proc
+        with self._starting:  # no usable process: one start at a time; the others wait and share it
             with self._lock:
                 proc = self._current
             if proc is not None and proc.alive() and not proc.retired:
@@ -315,6 +363,8 @@ class FunctionProcess:
 
     def uses(self, changed: set[str]) -> bool:
         """Whether a change to these files concerns this function (a broken one retries on any change)."""
+        if self._starting.locked():
+            return True  # loading right now: which files it read is not known yet
         with self._lock:
             current = self._current
         if current is None or not current.alive():
@@ -328,7 +378,16 @@ class FunctionProcess:
         there; it exits once they have. Code that does not load retires the old process all the same:
         from now on the function is broken until a saved fix loads.
         """
+        self.generation += 1
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Load the code as it is now into a new process and switch to it (unless that is done already)."""
         with self._starting:
+            with self._lock:
+                current = self._current
+            if current is not None and current.alive() and current.generation == self.generation:
+                return
             self._retry = False
             try:
                 fresh: _Process | None = self._start()

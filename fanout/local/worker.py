@@ -66,7 +66,10 @@ def main(argv: list[str]) -> int:
         hook.install()
     roots = [os.path.realpath(p) for p in [*paths, str(Path.cwd())]]
     from fanout.local import ledger
-    from fanout.local.environments import new_environment
+    from fanout.local.environments import compile_fresh_under, new_environment
+
+    # What live reload watches is compiled from its source, never from a stale __pycache__.
+    compile_fresh_under([str(Path.cwd() / "handlers"), *paths])
     from fanout.local.lambda_context import LocalContext
 
     try:
