@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ log = logging.getLogger("fanout.local.poller")
 tap_log = logging.getLogger("fanout.local.trace")
 ROLE_TAG, TAP = "fanout:role", "tap"
 REFRESH_SECONDS = 2.0
+TAIL_QUEUE = re.compile(r"fanout-tail-(\d+)-[0-9a-f]+")  # fanout/observe.py TailQueue names
 
 
 def tap_names(topo: Topology) -> tuple[str, str, str]:
@@ -208,6 +211,9 @@ class Taps:
         for s in consumers.sqs_subscriptions(self.sns, self.topic_arn):
             arn = s["SubscriptionArn"]
             queue_name = s["Endpoint"].rsplit(":", 1)[-1]
+            if _orphaned_tail(queue_name):
+                self._remove_tail(arn, queue_name)
+                continue
             try:
                 attrs = self.sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
                 name = self._subs[arn].consumer if arn in self._subs else self._consumer_name(queue_name)
@@ -221,12 +227,35 @@ class Taps:
             )
         self._subs, self._subs_at = fresh, time.monotonic()
 
+    def _remove_tail(self, subscription_arn: str, queue_name: str) -> None:
+        """A `fanout tail` that was killed (SIGKILL: no cleanup of its own) leaves its queue; remove it."""
+        try:
+            self.sns.unsubscribe(SubscriptionArn=subscription_arn)
+            self.sqs.delete_queue(QueueUrl=self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"])
+        except ClientError:
+            return
+        tap_log.warning("removed %s, left behind by a fanout tail that was killed", queue_name)
+
     def _consumer_name(self, queue_name: str) -> str | None:
         url = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
         tags = self.sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
         if tags.get(ROLE_TAG) == TAP:
             return None
         return tags.get(consumers.TAG, queue_name)
+
+
+def _orphaned_tail(queue_name: str) -> bool:
+    """A `fanout-tail-<pid>-<hex>` queue whose process is gone (tails run on this machine, beside the stack)."""
+    match = TAIL_QUEUE.fullmatch(queue_name)
+    if match is None:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
 
 
 # ---------------------------------------------------------------------- the pollers' outcomes

@@ -274,3 +274,16 @@ def test_the_console_is_an_html_page_with_a_strict_csp(stack: Stack) -> None:
     assert "<script" in r.text and "/console/console.js" in r.text
     assert requests.get(f"{stack.api_url}/console/.hidden", timeout=10).status_code == 404
     assert requests.post(f"{stack.api_url}/console", timeout=10).status_code == 405
+
+
+def test_a_killed_tail_leaves_nothing_behind_for_long(stack: Stack) -> None:
+    before = subscriptions(stack)
+    tail = Tail(stack)
+    try:
+        tail.ready()
+        assert len(subscriptions(stack)) == len(before) + 1
+        tail.proc.kill()  # SIGKILL: no cleanup of its own; the running stack removes what it left
+        tail.wait()
+    finally:
+        tail.kill()
+    wait_for(lambda: subscriptions(stack) == before and not tail_queues(stack), timeout=10)
