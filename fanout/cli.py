@@ -292,7 +292,9 @@ def cmd_dlq_show(args: argparse.Namespace) -> None:
             else repr(body)[:80]
         )
         # Message fields are anyone's text: escaped, so they cannot drive the terminal.
-        print(printable(f"  {m['messageId']}  {what}"))
+        print(printable(f"  {m['messageId']}  {what}  receives={m['receiveCount']}"))
+        if m.get("error"):
+            print(printable(f"    last error: {m['error']}"))
 
 
 def cmd_dlq_redrive(args: argparse.Namespace) -> None:
