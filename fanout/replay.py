@@ -108,6 +108,7 @@ def start_bus_replay(
 def to_queue(sqs: Any, queue_url: str, accepts: Callable[[dict[str, Any]], bool] | None = None) -> Publish:
     """A publish function that delivers to one consumer's queue as the topic would (raw body, type/subject
     attributes), skipping what its filter refuses: `replay --consumer` re-delivers to that consumer alone."""
+    from handlers.core import charset
     from handlers.core import events as cloudevents
 
     def publish(batch: list[dict[str, Any]]) -> int:
@@ -117,7 +118,8 @@ def to_queue(sqs: Any, queue_url: str, accepts: Callable[[dict[str, Any]], bool]
             entries = [
                 {
                     "Id": str(i),
-                    "MessageBody": json.dumps(e, separators=(",", ":"), ensure_ascii=False),
+                    # What SQS accepts, as the publisher writes it for the topic.
+                    "MessageBody": charset.sqs_json(e),
                     "MessageAttributes": cloudevents.sns_attributes(e),
                 }
                 for i, e in enumerate(chosen[start : start + 10])

@@ -45,6 +45,21 @@ def test_batch_publish_escapes_too(aws: Aws) -> None:
     assert json.loads(body)["data"]["informationOne"] == "x\uffff"
 
 
+def test_replay_to_one_consumer_escapes_too(aws: Aws) -> None:
+    from fanout import replay
+
+    event = events.build(
+        events.GENERATED,
+        source="fanout.api",
+        subject="alice",
+        data={"informationOne": "z\uffff", "informationTwo": "y"},
+    )
+    assert replay.to_queue(aws.sqs, aws.topic_queue_url)([event]) == 1
+    [body] = _raw_bodies(aws, aws.topic_queue_url)
+    assert not SQS_REFUSES.search(body), ascii(body)
+    assert json.loads(body)["data"]["informationOne"] == "z\uffff"
+
+
 def test_unpaired_surrogate_is_refused_naming_the_body(aws: Aws, context: Any) -> None:
     raw = '{"informationOne": "a\\ud800", "informationTwo": "b"}'
     answer = call_api(context, "POST", "/data", body=raw)
