@@ -221,7 +221,7 @@ def tail(
                     except ValueError:
                         event = {"body": m["Body"]}
                     if as_json:
-                        say(printable_json(event) if isinstance(event, dict) else m["Body"])
+                        say(printable_json(event))  # any JSON value, escaped for the terminal
                     else:
                         say(tail_line(event) if isinstance(event, dict) else printable(m["Body"]))
                     printed += 1

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from tests.fuzz.live import auth, remember
-from tests.support.stack import Stack
+from tests.support.stack import CLI, Stack
 
 EVIL = "https://evil.example"
 # Every kind of local route: the API, the web app, the local endpoints, the console, the documents.
@@ -250,3 +253,30 @@ def test_dlq_show_escapes_terminal_sequences(stack: Stack) -> None:
     [message] = json.loads(as_json)
     assert message["body"]["subject"] == nasty
     stack.cli("dlq", "purge", name, check=False)
+
+
+def test_tail_json_escapes_terminal_sequences(stack: Stack, tmp_path: Path) -> None:
+    """A message on the topic that is JSON but not an event (a list holding a raw C1 CSI) is printed escaped."""
+    out = tmp_path / "tail.out"
+    with out.open("w") as sink:
+        tail = subprocess.Popen(
+            [str(CLI), "tail", "--json", "--count", "1"],
+            env=stack.env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "tailing" not in out.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            topic = json.loads(stack.cli("status", "--json").stdout)["topic_arn"]
+            stack.boto("sns").publish(TopicArn=topic, Message='["\x9b2J owned \u202e"]')
+            assert tail.wait(30) == 0, out.read_text()
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+                tail.wait(5)
+    shown = out.read_text()
+    assert "owned" in shown, shown
+    assert "\x9b" not in shown and "\u202e" not in shown, ascii(shown)
