@@ -131,10 +131,13 @@ class Ledger:
         self._published_times: list[float] = []  # monotonic times of the last minute's publishes
         # DLQ messages the ledger never saw fail (e.g. sent there by hand): the count first seen, kept stable.
         self._dlq_seen: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._changes = 0  # bumped by every record; save() skips an unchanged ledger
+        self._saved_at_change = -1
 
     # ------------------------------------------------------------------ recording
 
     def _get(self, event_id: str) -> _Event:
+        self._changes += 1  # every caller records something on the event it gets
         event = self._events.get(event_id)
         if event is None:
             event = self._events[event_id] = _Event(event_id)
@@ -273,6 +276,7 @@ class Ledger:
                 return a.receive_count, a.error
             key = (consumer, message_id)
             if key not in self._dlq_seen:
+                self._changes += 1
                 # Never seen failing here: remember the count of the first look (the look itself added one).
                 self._dlq_seen[key] = max(0, seen_count - 1)
                 while len(self._dlq_seen) > self.capacity:
@@ -299,11 +303,17 @@ class Ledger:
             }
 
     def save(self, path: Path) -> None:
+        """Write the ledger (atomically) unless nothing changed since the last save to an existing file."""
+        with self._lock:
+            changes = self._changes
+        if changes == self._saved_at_change and path.is_file():
+            return
         doc = self.dump()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(doc, separators=(",", ":")), "utf-8")
         tmp.replace(path)
+        self._saved_at_change = changes
 
     @classmethod
     def load(cls, path: Path, capacity: int = CAPACITY) -> Ledger:

@@ -295,3 +295,18 @@ def test_bus_consumers_in_the_trace_pattern_verdicts_and_eventbridge_bodies() ->
     assert doc is not None and doc["announced"] is True
     assert doc["consumers"]["on-persisted"]["state"] == "processed"
     assert doc["consumers"]["on-other"]["state"] == "filtered"
+
+
+def test_an_unchanged_ledger_is_not_written_again(tmp_path: Path) -> None:
+    ledger, path = Ledger(), tmp_path / "trace.json"
+    ledger.published(_event(1), {})
+    ledger.save(path)
+    path.write_text("{}")  # a marker: a second save of the unchanged ledger must leave it
+    ledger.save(path)
+    assert path.read_text() == "{}"
+    ledger.published(_event(2), {})
+    ledger.save(path)
+    assert [e["id"] for e in json.loads(path.read_text())["events"]] == [_event(1)["id"], _event(2)["id"]]
+    path.unlink()
+    ledger.save(path)  # a missing file is written whatever changed
+    assert path.is_file()
