@@ -39,6 +39,10 @@ def say(text: str, *, err: bool = False) -> None:
     stream.flush()
 
 
+BUS_REPLAY = (
+    "{name} is a bus consumer: the S3 archive holds the topic's events; on AWS replay the bus with "
+    "--aws --event-archive ARN --event-bus ARN"
+)
 TAIL_TAG = {"fanout:role": "tap", "fanout:tail": "true"}
 
 
@@ -297,6 +301,12 @@ def replay_to_consumer(sqs: Any, sns: Any, topic_arn: str, name: str) -> Any:
     """The publish function for `replay --consumer NAME`: that consumer's queue, through its filter."""
     from fanout import replay
 
+    try:
+        bus = {c.name for c in topology.load(localenv.load().stack).consumers if c.source == "bus"}
+    except (topology.TopologyError, localenv.LocalConfigError, OSError):
+        bus = set()
+    if name in bus:
+        raise _cli_error(BUS_REPLAY.format(name=name))
     found = consumers.discover(sqs, sns, topic_arn)
     if name not in found:
         raise _cli_error(f"no consumer named {name!r} (consumers: {', '.join(sorted(found)) or 'none'})")

@@ -342,6 +342,11 @@ class LocalApi:
         target = doc.get("consumer") or None
         topo = self.topology()
         if target:
+            declared = {c.name: c for c in topo.consumers}
+            if target in declared and declared[target].source == "bus":
+                from fanout.observe import BUS_REPLAY
+
+                return _error(400, BUS_REPLAY.format(name=target))
             q = self._consumer(str(target))
             if isinstance(q, Answer):
                 return q

@@ -310,3 +310,21 @@ def test_an_unchanged_ledger_is_not_written_again(tmp_path: Path) -> None:
     path.unlink()
     ledger.save(path)  # a missing file is written whatever changed
     assert path.is_file()
+
+
+def test_replay_to_a_bus_consumer_is_refused_with_the_way_to_do_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fanout.cli import CliError
+
+    bus_topo = topology.from_config(
+        "dev",
+        {
+            "consumers": [
+                {"name": "persister", "handler": "handlers.persister:handler"},
+                {"name": "on-persisted", "handler": "handlers.archive:handler", "source": "bus",
+                 "eventPattern": {"source": ["fanout.persister"]}},
+            ]
+        },
+    )  # fmt: skip
+    monkeypatch.setattr(topology, "load", lambda stack: bus_topo)
+    with pytest.raises(CliError, match=r"on-persisted is a bus consumer.*--event-archive"):
+        observe.replay_to_consumer(None, None, "arn:aws:sns:us-east-1:1:t", "on-persisted")
