@@ -168,9 +168,12 @@ class ConsumerRunner:
         self.function.stop()
 
 
-def broken_reporter(kind: str) -> Callable[[str, str], None]:
+def broken_reporter(kind: str, where: str = "") -> Callable[[str, str], None]:
+    """Reports an init error once: '<kind> NAME does not load: FILE line N: Error: ... (WHERE)'."""
+
     def report(name: str, error: str) -> None:
-        say(f"{kind} {name} does not load: {error} (fix the file; it is loaded again when saved)")
+        said = f" ({where})" if where else ""
+        say(f"{kind} {name} does not load: {error}{said}; saving a fix loads it")
 
     return report
 

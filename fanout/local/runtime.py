@@ -241,7 +241,10 @@ class Runtime:
             timeout_seconds=c.timeout_seconds,
             paths=[path] if path else [],
             cwd=str(PROJECT_ROOT),
-            on_broken=broken_reporter("consumer"),
+            on_broken=broken_reporter(
+                "consumer",
+                f"its handler {spec}" + (f" from {path}" if path else f" in Pulumi.{self.env.stack}.yaml"),
+            ),
         )
         runner = ConsumerRunner(
             consumer=c,
