@@ -337,3 +337,30 @@ def test_a_handler_from_another_directory(live: Stack, repo: Path, tmp_path: Pat
         live, repo, "subscribe", "nope", "--handler", "team.missing:handler", "--path", str(other), check=False
     )
     assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_subscribed_handler_is_kept_across_restarts(repo: Path, tmp_path: Path, out: Path) -> None:
+    other = tmp_path / "team-b"
+    other.mkdir()
+    (other / "keeper.py").write_text(
+        textwrap.dedent(
+            f"""\
+            import json
+
+
+            def handler(event, context):
+                with open({str(out)!r}, "a", encoding="utf-8") as fh:
+                    for record in event["Records"]:
+                        fh.write(json.loads(record["body"])["id"] + "\\n")
+                return {{"batchItemFailures": []}}
+            """
+        )
+    )
+    state = tmp_path / "state"
+    with running_stack(state, cwd=repo, FANOUT_VISIBILITY_TIMEOUT="1") as first:
+        fanout(first, repo, "subscribe", "keeper", "--handler", "keeper:handler", "--path", str(other))
+        assert wait_for(lambda: (e := post(first)) and wait_for(lambda: e in lines(out), 3) and e)
+    with running_stack(state, cwd=repo, FANOUT_VISIBILITY_TIMEOUT="1") as again:
+        assert "keeper" in status_consumers(again, repo)
+        after = wait_for(lambda: (e := post(again)) and wait_for(lambda: e in lines(out), 3) and e)
+        assert after, "the subscribed handler did not run after the restart"
