@@ -187,7 +187,8 @@ def list_data() -> Response[dict[str, Any]]:
     params = app.current_event.query_string_parameters or {}
     unknown = set(params) - {"limit", "cursor"}
     if unknown:
-        raise ApiError(400, f"unknown query parameter: {', '.join(sorted(unknown))}")
+        names = ", ".join(jsonbody.quoted(n) for n in sorted(unknown))
+        raise ApiError(400, f"unknown query parameter{'s' if len(unknown) > 1 else ''} {names}")
     limit = _limit(params.get("limit"))
     after = None
     if "cursor" in params:
