@@ -269,11 +269,13 @@ CLI_INTERRUPTED = textwrap.dedent(
     from fanout import cli
 
     def slow(args):  # stands for a long generate/replay/redrive: plain Python, interrupted by Ctrl+C
+        # The Ctrl+C comes once the command runs: under load, building the parser alone can take 0.3 s, and a
+        # KeyboardInterrupt inside a third-party import may be swallowed there.
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
         while True:
             time.sleep(0.01)
 
     cli.cmd_generate = slow
-    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
     sys.exit(cli.main(["generate", "--count", "5"]))
     """
 )
