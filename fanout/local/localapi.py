@@ -65,6 +65,7 @@ class LocalApi:
         topology: Callable[[], Topology],
         ledger: Ledger,
         cost: Callable[[], dict[str, Any]] | None = None,
+        load_errors: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         from botocore.config import Config
 
@@ -77,6 +78,7 @@ class LocalApi:
         self.topology = topology
         self.ledger = ledger
         self.cost = cost
+        self.load_errors = load_errors or dict
         self._found: dict[str, consumers.ConsumerQueues] = {}
         self._found_at = 0.0
         self._figures: tuple[float, dict[str, Any]] | None = None
@@ -233,6 +235,7 @@ class LocalApi:
         topo = self.topology()
         found = self.consumers()
         declared = {c.name: c for c in topo.consumers}
+        errors = self.load_errors()
         rows = []
         for name in sorted(set(found) | set(declared)):
             c = declared.get(name)
@@ -248,6 +251,8 @@ class LocalApi:
                     "maxReceiveCount": c.max_receive_count if c else None,
                     "queue": q.queue_url.rsplit("/", 1)[-1] if q else None,
                     "dlq": q.dlq_url.rsplit("/", 1)[-1] if q and q.dlq_url else None,
+                    # The handler's code does not import (live reload): its messages wait until a fix is saved.
+                    "loadError": errors.get(name),
                 }
             )
         return _json(
@@ -259,6 +264,7 @@ class LocalApi:
                 "bus": topo.event_bus_name,
                 "table": topo.table_name,
                 "consumers": rows,
+                "loadErrors": errors,
             },
         )
 

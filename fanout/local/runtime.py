@@ -132,9 +132,15 @@ class Runtime:
                 topology=lambda: self.topo,
                 ledger=self.ledger,
                 cost=lambda: self.meter.panel(self.ledger.published_total),
+                load_errors=self.load_errors,
             ).handle,
         )
         self.gateway.start()
+
+    def load_errors(self) -> dict[str, str]:
+        """Each function whose code does not import now, with its init error (what the console shows)."""
+        every = {**self.functions, **{name: r.function for name, r in list(self.runners.items())}}
+        return {name: f.broken for name, f in every.items() if f.broken}
 
     def asyncapi_document(self) -> dict[str, Any]:
         """GET /asyncapi.json: generated from the topology as it is now, with the local stack's ARNs."""

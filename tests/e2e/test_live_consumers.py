@@ -292,8 +292,19 @@ def test_a_module_that_does_not_import_is_reported_once_and_its_messages_wait(
     assert len(reports) == 1, reports
     assert "handlers/fragile.py line" in reports[0] and "SyntaxError" in reports[0]
     assert not any(w in ln for w in waiting for ln in lines(out))
+    # The console shows it too, from the topology it polls.
+    lane = _console_lane(live, "fragile")
+    assert "handlers/fragile.py line" in lane["loadError"] and "SyntaxError" in lane["loadError"], lane
     path.write_text(good)
     assert wait_for(lambda: all(any(w in ln for ln in lines(out)) for w in waiting)), "fixing the file resumes"
+    assert _console_lane(live, "fragile")["loadError"] is None
+
+
+def _console_lane(live: Stack, name: str) -> dict[str, Any]:
+    import requests
+
+    doc = requests.get(f"{live.api_url}/_local/topology", timeout=10).json()
+    return next(c for c in doc["consumers"] if c["name"] == name)
 
 
 def test_a_bus_consumer_receives_persisted_events(live: Stack, repo: Path, out: Path) -> None:

@@ -101,6 +101,9 @@ function renderTopology(topo) {
         ),
         h('span', { class: 'node node-dlq' }, h('span', { class: 'visually-hidden' }, 'dead-letter queue '), `DLQ ${c.dlq || '–'}`),
       ),
+      c.loadError
+        ? h('p', { class: 'lane-error', role: 'alert' }, `${c.name} does not load: ${c.loadError}; its messages wait until a fix is saved.`)
+        : null,
       h(
         'dl',
         { class: 'figures', 'aria-label': `${c.name} figures` },
