@@ -3,8 +3,6 @@ appears as its receive operation, and goes when it is removed."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +11,8 @@ import pytest
 import requests
 
 from tests.support.asyncapi_spec import errors
-from tests.support.stack import ROOT, Stack, running_stack
+from tests.support.checkout import repo_copy
+from tests.support.stack import Stack, running_stack
 
 ENTRY = """    - name: audit-live
       filterPolicy:
@@ -22,26 +21,9 @@ ENTRY = """    - name: audit-live
 """
 
 
-def _checkout(dest: Path) -> Path:
-    """A copy of the repository (tracked and new files) this test may edit; the virtualenv is shared."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / ".venv").symlink_to(ROOT / ".venv")
-    return dest
-
-
 @pytest.fixture(scope="module")
 def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _checkout(tmp_path_factory.mktemp("checkout"))
+    return repo_copy(tmp_path_factory.mktemp("checkout"))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ tests see exactly which events each one handled, and how often.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import textwrap
 import threading
@@ -22,26 +21,11 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.stack import ROOT, Stack, running_stack
+from tests.support.checkout import repo_copy
+from tests.support.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 DEADLINE = 15.0  # generous on a loaded machine; the figures themselves are printed (pytest -s) and reported
-
-
-def repo_copy(dest: Path) -> Path:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)  # mtimes kept: make sees the installed venv as current
-    (dest / ".venv").symlink_to(ROOT / ".venv")
-    return dest
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ consumer to the stack config(s) keeping every other byte, and refuses bad names 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,30 +11,15 @@ from pathlib import Path
 import pytest
 
 from fanout import cli, new_consumer, topology
+from tests.support.checkout import repo_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 
-def repo_copy(dest: Path) -> Path:
-    """The repository's files (tracked and new, as a clone after commit would have them) under dest."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
-
-
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = repo_copy(tmp_path / "repo")
+    root = repo_copy(tmp_path / "repo", venv=False)
     monkeypatch.setattr(new_consumer, "ROOT", root)
     return root
 
