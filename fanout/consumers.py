@@ -66,38 +66,12 @@ def ensure(
 
     `tags` go on the queue too (`fanout subscribe --handler`: which handler the local runtime runs).
     """
-    dlq_url = sqs.create_queue(
-        QueueName=dlq_name,
-        Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
-        tags={TAG: name, "fanout:role": "dlq"},
-    )["QueueUrl"]
-    dlq_arn = queue_arn(sqs, dlq_url)
-    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
+    dlq_url, redrive = _dlq(sqs, name, dlq_name, max_receive_count)
     queue_url = sqs.create_queue(QueueName=queue_name, tags={TAG: name})["QueueUrl"]
     if tags:
         sqs.tag_queue(QueueUrl=queue_url, Tags=tags)
     arn = queue_arn(sqs, queue_url)
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "TopicOnly",
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-            }
-        ],
-    }
-    sqs.set_queue_attributes(
-        QueueUrl=queue_url,
-        Attributes={
-            "VisibilityTimeout": str(visibility_timeout),
-            "RedrivePolicy": redrive,
-            "Policy": json.dumps(policy),
-        },
-    )
+    _admit_only(sqs, queue_url, arn, "sns.amazonaws.com", topic_arn, visibility_timeout, redrive)
     attributes = {"RawMessageDelivery": "true", "FilterPolicyScope": filter_scope}
     if filter_policy:
         attributes["FilterPolicy"] = json.dumps(filter_policy)
@@ -110,6 +84,44 @@ def ensure(
     else:
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
     return ConsumerQueues(name, queue_url, dlq_url)
+
+
+def _dlq(sqs: Any, name: str, dlq_name: str, max_receive_count: int) -> tuple[str, str]:
+    """A consumer's DLQ (created or found) and the redrive policy that sends its queue's poison there."""
+    dlq_url = sqs.create_queue(
+        QueueName=dlq_name,
+        Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+        tags={TAG: name, "fanout:role": "dlq"},
+    )["QueueUrl"]
+    redrive = json.dumps({"deadLetterTargetArn": queue_arn(sqs, dlq_url), "maxReceiveCount": max_receive_count})
+    return dlq_url, redrive
+
+
+def _admit_only(
+    sqs: Any, queue_url: str, arn: str, service: str, source_arn: str, visibility_timeout: int, redrive: str
+) -> None:
+    """The queue takes messages from one source only (aws:SourceArn: the topic, or the bus rule), as on AWS."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TopicOnly" if service == "sns.amazonaws.com" else "RuleOnly",
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": redrive,
+            "Policy": json.dumps(policy),
+        },
+    )
 
 
 def queue_exists(sqs: Any, name: str) -> bool:
@@ -181,38 +193,13 @@ def ensure_bus(
 
     The queue admits only this rule (aws:SourceArn), as on AWS; moto delivers PutEvents to SQS targets.
     """
-    dlq_url = sqs.create_queue(
-        QueueName=dlq_name,
-        Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
-        tags={TAG: name, "fanout:role": "dlq"},
-    )["QueueUrl"]
-    redrive = json.dumps({"deadLetterTargetArn": queue_arn(sqs, dlq_url), "maxReceiveCount": max_receive_count})
+    dlq_url, redrive = _dlq(sqs, name, dlq_name, max_receive_count)
     queue_url = sqs.create_queue(QueueName=queue_name, tags={TAG: name, "fanout:source": "bus"})["QueueUrl"]
     arn = queue_arn(sqs, queue_url)
     rule_arn = events.put_rule(Name=queue_name, EventBusName=bus_name, EventPattern=json.dumps(event_pattern))[
         "RuleArn"
     ]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "RuleOnly",
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-            }
-        ],
-    }
-    sqs.set_queue_attributes(
-        QueueUrl=queue_url,
-        Attributes={
-            "VisibilityTimeout": str(visibility_timeout),
-            "RedrivePolicy": redrive,
-            "Policy": json.dumps(policy),
-        },
-    )
+    _admit_only(sqs, queue_url, arn, "events.amazonaws.com", rule_arn, visibility_timeout, redrive)
     events.put_targets(Rule=queue_name, EventBusName=bus_name, Targets=[{"Id": "queue", "Arn": arn}])
     return ConsumerQueues(name, queue_url, dlq_url)
 
