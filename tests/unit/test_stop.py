@@ -268,6 +268,10 @@ CLI_INTERRUPTED = textwrap.dedent(
     import os, signal, sys, threading, time
     from fanout import cli
 
+    # As in a terminal: a shell without job control starts background commands with SIGINT ignored, and
+    # Python then keeps it ignored (CI may run the suite that way); Ctrl+C in a terminal is this default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     def slow(args):  # stands for a long generate/replay/redrive: plain Python, interrupted by Ctrl+C
         # The Ctrl+C comes once the command runs: under load, building the parser alone can take 0.3 s, and a
         # KeyboardInterrupt inside a third-party import may be swallowed there.
