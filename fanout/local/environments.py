@@ -1,13 +1,15 @@
-"""Lambda functions locally: each in its own process, with module copies as execution environments.
+"""Lambda functions locally: each execution environment its own process, as on AWS.
 
-`FunctionProcess` runs one function in its own process (fanout/local/worker.py) started with that
-function's environment variables only, as Lambda gives each function its own: its timeouts are real
-(the process is stopped, the batch retried), a crash stays its own, and reload is a new process.
-Inside it, each concurrent invocation gets its own copy of the handler's module (`new_environment`):
-on AWS one environment handles one invocation at a time and handlers may rely on that (Powertools'
-resolver keeps the current event in module state). One process per function rather than per
-environment keeps `make run` well under 1 GiB (a process is 30-70 MB) with the same isolation of
-variables, which are per function anyway.
+`FunctionProcess` is one function with up to `slots` concurrent invocations. Each invocation runs
+in an `Environment`: a process of its own (fanout/local/worker.py) started with that function's
+environment variables only, that handles one invocation at a time, as a Lambda execution
+environment does. Its timeouts are real (the process is stopped, the batch retried), a crash stays
+its own, and reload is a new process. Threads sharing one process would share what Lambda never
+shares between two invocations: Powertools' resolver keeps the current event on a class
+(`BaseRouter.current_event`), its Logger keeps appended keys on a formatter shared by name, so two
+concurrent requests read each other's body and caller (seen: 300 concurrent POSTs stored bodies
+under each other's ids). A process is 40-60 MB; the local concurrency of the api and authorizer is
+kept small for that (fanout/local/runtime.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import importlib.util
 import itertools
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -263,14 +266,13 @@ def _note_failures(failures: dict[str, Any]) -> None:
         current.update({k: tuple(v) for k, v in failures.items()})
 
 
-class FunctionProcess:
-    """A Lambda function locally: its own process with its own environment variables.
+class Environment:
+    """One execution environment of a function: its own process with the function's environment variables.
 
-    Up to `slots` invocations run at once, each on its own copy of the handler's module (one
-    execution environment's state each). `reload()` starts a new process from the code as it is
-    now; invocations already running finish on the old one, which then exits. A handler that runs
-    past `timeout_seconds` has its process stopped (the invocation fails, its batch is retried), as
-    on AWS; a crash fails only this function's invocations in flight; the next call starts afresh.
+    One invocation at a time (`FunctionProcess` never sends it two). `reload()` starts a new process
+    from the code as it is now; an invocation already running finishes on the old one, which then
+    exits. A handler that runs past `timeout_seconds` has its process stopped (the invocation fails,
+    its batch is retried), as on AWS; a crash fails only its own invocation; the next call starts afresh.
     """
 
     def __init__(
@@ -284,6 +286,7 @@ class FunctionProcess:
         paths: list[str] | None = None,
         cwd: str | None = None,
         on_broken: Callable[[str, str], None] | None = None,
+        on_loaded: Callable[[], None] | None = None,
     ) -> None:
 
         self.name = name
@@ -294,6 +297,7 @@ class FunctionProcess:
         self.paths = list(paths or [])
         self.cwd = cwd
         self.on_broken = on_broken
+        self.on_loaded = on_loaded
         self.broken: str | None = None  # the init error of the current code, until it imports again
         self._lock = threading.Lock()
         self._current: _Process | None = None
@@ -314,6 +318,8 @@ class FunctionProcess:
             self.broken = error
             raise FunctionBroken(error, "InitError", str(proc.init.get("trace", "")))
         self.broken = None
+        if self.on_loaded is not None:
+            self.on_loaded()
         return proc
 
     def _live(self) -> _Process:
@@ -408,3 +414,113 @@ class FunctionProcess:
             old, self._current = self._current, None
         if old is not None:
             old.kill()
+
+
+class FunctionProcess:
+    """A Lambda function locally: up to `slots` concurrent invocations, each in an `Environment` of its own.
+
+    A call takes a free environment (the most recently used first, as Lambda reuses warm ones) and waits
+    for one when all are busy, as invocations wait for concurrency. Reload, retire, stop and kill apply
+    to every environment; an init error is reported once for the function, not once per environment.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        spec: str,
+        environ: dict[str, str],
+        *,
+        slots: int = 1,
+        timeout_seconds: float = 30,
+        paths: list[str] | None = None,
+        cwd: str | None = None,
+        on_broken: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.environ = dict(environ)
+        self.slots = slots
+        self.timeout_seconds = timeout_seconds
+        self.paths = list(paths or [])
+        self.cwd = cwd
+        self.on_broken = on_broken
+        self._reported: str | None = None
+        self._report_lock = threading.Lock()
+        self.environments = [
+            Environment(
+                name,
+                spec,
+                environ,
+                timeout_seconds=timeout_seconds,
+                paths=paths,
+                cwd=cwd,
+                on_broken=self._report,
+                on_loaded=self._loaded,
+            )
+            for _ in range(max(1, slots))
+        ]
+        self._free: queue.LifoQueue[Environment] = queue.LifoQueue()
+        for environment in reversed(self.environments):
+            self._free.put(environment)
+
+    def _report(self, name: str, error: str) -> None:
+        with self._report_lock:
+            if error == self._reported:
+                return  # another environment of this function hit the same init error
+            self._reported = error
+        if self.on_broken is not None:
+            self.on_broken(name, error)
+
+    def _loaded(self) -> None:
+        with self._report_lock:
+            self._reported = None
+
+    @property
+    def broken(self) -> str | None:
+        return next((e.broken for e in self.environments if e.broken is not None), None)
+
+    @property
+    def generation(self) -> int:
+        return self.environments[0].generation
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        environment = self._free.get()
+        try:
+            return environment(event, context)
+        finally:
+            self._free.put(environment)
+
+    def _each(self, action: Callable[[Environment], None]) -> None:
+        """Every environment at once: a reload or a start costs one process start, not `slots` of them."""
+        if len(self.environments) == 1:
+            action(self.environments[0])
+            return
+        threads = [threading.Thread(target=action, args=(e,), daemon=True) for e in self.environments]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def start(self) -> None:
+        self._each(Environment.start)
+
+    def uses(self, changed: set[str]) -> bool:
+        return any(e.uses(changed) for e in self.environments)
+
+    def reload(self) -> None:
+        self._each(Environment.reload)
+
+    def pid(self) -> int | None:
+        return self.environments[0].pid()
+
+    def pids(self) -> list[int]:
+        return [pid for e in self.environments if (pid := e.pid()) is not None]
+
+    def retire(self) -> None:
+        self._each(Environment.retire)
+
+    def stop(self) -> None:
+        self._each(Environment.stop)
+
+    def kill(self) -> None:
+        self._each(Environment.kill)

@@ -37,8 +37,10 @@ from fanout.local.trace import report as trace_report
 from fanout.localenv import LocalEnv
 
 log = logging.getLogger("fanout.local")
-# Concurrent api and authorizer environments locally; more would only contend for the same two cores.
-API_CONCURRENCY = 8
+# Concurrent api and authorizer environments locally, each a process of 40-60 MB (fanout/local/environments.py):
+# more would only contend for the same two cores; the authorizer's answers are cached, so it needs fewer.
+API_CONCURRENCY = 4
+AUTHORIZER_CONCURRENCY = 2
 
 
 def handler_environ(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
@@ -204,9 +206,9 @@ class Runtime:
         )
 
     def _start_functions(self) -> None:
-        """The api, the authorizer and the generator, each its own process, started (init) in parallel."""
+        """The api, the authorizer and the generator, each environment its own process, started (init) in parallel."""
         self.functions = {
-            "authorizer": self._function("authorizer", "handlers.authorizer:handler", API_CONCURRENCY, 10, 256),
+            "authorizer": self._function("authorizer", "handlers.authorizer:handler", AUTHORIZER_CONCURRENCY, 10, 256),
             "api": self._function("api", "handlers.api:handler", API_CONCURRENCY, 10, 512),
             "generator": self._function("generator", "handlers.generator:handler", 1, 60, 256),
         }

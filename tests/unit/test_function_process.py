@@ -126,3 +126,52 @@ def test_only_functions_that_loaded_a_file_are_reloaded(function: Any, code: Pat
     function.start()
     assert function.uses({str(code / "team_fn.py")})
     assert not function.uses({str(tmp_path / "elsewhere.py")})
+
+
+LIBRARY_WITH_CLASS_STATE = """\
+class Router:
+    current = None  # as Powertools' BaseRouter.current_event: set on the class by each resolve()
+"""
+
+RESOLVING_HANDLER = """\
+import time
+
+import shared_router
+
+
+def handler(event, context):
+    shared_router.Router.current = event
+    time.sleep(0.05)  # the handler's work, between reading the request and answering it
+    return shared_router.Router.current["n"]
+"""
+
+
+def test_concurrent_invocations_never_see_each_others_request(tmp_path: Path) -> None:
+    # Each concurrent invocation has an execution environment of its own, library state included; in threads
+    # of one process, 300 concurrent POSTs once stored bodies under each other's ids.
+    (tmp_path / "shared_router.py").write_text(LIBRARY_WITH_CLASS_STATE)
+    (tmp_path / "resolving_fn.py").write_text(RESOLVING_HANDLER)
+    fn = FunctionProcess(
+        "resolving",
+        "resolving_fn:handler",
+        {"PATH": os.environ.get("PATH", "")},
+        slots=4,
+        timeout_seconds=10,
+        paths=[str(tmp_path)],
+    )
+    try:
+        fn.start()
+        assert len(set(fn.pids())) == 4, "one process per environment"
+        results: dict[int, Any] = {}
+
+        def call(n: int) -> None:
+            results[n] = fn({"n": n}, ctx(10))
+
+        threads = [threading.Thread(target=call, args=(n,)) for n in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert results == {n: n for n in range(24)}
+    finally:
+        fn.kill()
