@@ -245,23 +245,13 @@ def tail(
 
 def dlq_messages(consumer: str) -> tuple[str, list[dict[str, Any]]]:
     """(DLQ URL, messages with receiveCount on arrival and last error), from the running stack's ledger."""
-    import urllib.error
-    import urllib.request
     from urllib.parse import quote
 
     env = localenv.for_cli()
-    url = f"{env.api_url}/_local/consumers/{quote(consumer, safe='')}/dlq"
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (the local stack, loopback)
-            doc = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("message")
-        except ValueError:
-            message = None
-        raise _cli_error(message or f"the local stack answered {exc.code}") from None
-    except OSError:
-        raise _cli_error(f"no local stack at {env.api_url}; start it with `make run`") from None
+        doc = tracing.local_get(env.api_url, f"/_local/consumers/{quote(consumer, safe='')}/dlq", timeout=30)
+    except tracing.TraceError as exc:
+        raise _cli_error(str(exc)) from None
     return str(doc.get("dlq_url")), list(doc.get("messages", []))
 
 

@@ -64,12 +64,11 @@ def human(doc: dict[str, Any], clean: Any = str) -> str:
 # ---------------------------------------------------------------------- local
 
 
-def local(api_url: str, event_id: str) -> dict[str, Any]:
-    from urllib.parse import quote
-
-    url = f"{api_url}/_local/trace/{quote(event_id, safe='')}"
+def local_get(api_url: str, path: str, *, timeout: float = 10) -> Any:
+    """GET a JSON answer of the running local stack (/_local/...); TraceError with its message, or saying
+    that no stack runs."""
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (the local stack, loopback)
+        with urllib.request.urlopen(f"{api_url}{path}", timeout=timeout) as response:  # noqa: S310 (loopback)
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         try:
@@ -79,6 +78,12 @@ def local(api_url: str, event_id: str) -> dict[str, Any]:
         raise TraceError(message or f"the local stack answered {exc.code}") from None
     except OSError:
         raise TraceError(f"no local stack at {api_url}; start it with `make run`") from None
+
+
+def local(api_url: str, event_id: str) -> dict[str, Any]:
+    from urllib.parse import quote
+
+    return local_get(api_url, f"/_local/trace/{quote(event_id, safe='')}")
 
 
 # ---------------------------------------------------------------------- AWS
