@@ -281,7 +281,6 @@ class Environment:
         spec: str,
         environ: dict[str, str],
         *,
-        slots: int = 1,
         timeout_seconds: float = 30,
         paths: list[str] | None = None,
         cwd: str | None = None,
@@ -292,7 +291,6 @@ class Environment:
         self.name = name
         self.spec = spec
         self.environ = dict(environ)
-        self.slots = slots
         self.timeout_seconds = timeout_seconds
         self.paths = list(paths or [])
         self.cwd = cwd
@@ -307,7 +305,7 @@ class Environment:
 
     def _start(self) -> _Process:
         generation = self.generation  # before the code is read: a change from now on makes it stale
-        proc = _Process(self.spec, self.slots, self.environ, self.paths, self.cwd)
+        proc = _Process(self.spec, 1, self.environ, self.paths, self.cwd)  # one invocation at a time
         proc.generation = generation
         proc.ready.wait(60)
         if not proc.init.get("ready"):
