@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from fanout import PROJECT_ROOT, topology
-from handlers.core import events
+from fanout_kit.models import MODELS, DataGenerated, DataPersisted
 
 ROOT = PROJECT_ROOT  # where the files go; tests point it at a copy of the repository
-DEFAULT_TYPE = {"topic": events.GENERATED, "bus": events.PERSISTED}
-MODEL_NAMES = {events.GENERATED: "DataGenerated", events.PERSISTED: "DataPersisted"}
+DEFAULT_TYPE = {"topic": DataGenerated.TYPE, "bus": DataPersisted.TYPE}
+MODEL_NAMES = {event_type: model.__name__ for event_type, model in MODELS.items()}
 BUS_SOURCE = "fanout.persister"  # the only producer on the bus today (contract §6)
 
 
@@ -159,8 +159,8 @@ While `make run` runs, a saved change here is used from the next event. INFO log
 
 from __future__ import annotations
 
-from handlers.core.consumer import consumer, logger_for
-from handlers.core.models import {", ".join(sorted(models))}
+from fanout_kit import {", ".join(sorted(models))}, consumer
+from fanout_kit.kit import logger_for
 
 logger = logger_for("{name}")
 
@@ -182,9 +182,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fanout_kit import {model}
+from fanout_kit.testing import failures, new_event, sqs_event
 from handlers.{module} import handler
-from handlers.core.models import {model}
-from handlers.core.testing import failures, new_event, sqs_event
 
 
 def test_{module}_handles_an_event(context: Any) -> None:
@@ -271,7 +271,8 @@ def register(sub: Any) -> None:
         "--type",
         action="append",
         metavar="TYPE",
-        help=f"event type to receive, repeatable (default {events.GENERATED}, or {events.PERSISTED} with --source bus)",
+        help=f"event type to receive, repeatable (default {DEFAULT_TYPE['topic']}, "
+        f"or {DEFAULT_TYPE['bus']} with --source bus)",
     )
     p.add_argument("--source", choices=("topic", "bus"), default="topic", help="the topic (default) or the bus")
     p.add_argument(

@@ -108,8 +108,8 @@ def start_bus_replay(
 def to_queue(sqs: Any, queue_url: str, accepts: Callable[[dict[str, Any]], bool] | None = None) -> Publish:
     """A publish function that delivers to one consumer's queue as the topic would (raw body, type/subject
     attributes), skipping what its filter refuses: `replay --consumer` re-delivers to that consumer alone."""
+    from fanout_kit import events as cloudevents
     from handlers.core import charset
-    from handlers.core import events as cloudevents
 
     def publish(batch: list[dict[str, Any]]) -> int:
         chosen = [e for e in batch if accepts is None or accepts(e)]
@@ -139,7 +139,7 @@ def filter_matcher(policy: dict[str, Any] | None, scope: str = "MessageAttribute
         return lambda _e: True
     from moto.sns.utils import FilterPolicyMatcher  # the local emulator's own matcher
 
-    from handlers.core import events as cloudevents
+    from fanout_kit import events as cloudevents
 
     matcher = FilterPolicyMatcher(policy, scope)
 

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from fanout import PROJECT_ROOT
+from fanout_kit.models import DataGenerated, DataPersisted
 
 NAMESPACE = "fanout"
 CONSUMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
 FILTER_SCOPES = ("MessageAttributes", "MessageBody")
 SOURCES = ("topic", "bus")
-GENERATED_TYPE = "fanout.data.generated.v1"
-PERSISTED_TYPE = "fanout.data.persisted.v1"
+# The event types, from the kit's registry of models (fanout_kit.models.MODELS).
+GENERATED_TYPE = DataGenerated.TYPE
+PERSISTED_TYPE = DataPersisted.TYPE
 
 
 class TopologyError(ValueError):

@@ -19,19 +19,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handlers.core import (
-    auth,
-    clients,
-    cursor,
-    events,
-    idempotency,
-    ids,
-    jsonbody,
-    observability,
-    publisher,
-    schemas,
-    store,
-)
+from fanout_kit import DataGenerated, ids, observability, schemas
+from handlers.core import auth, clients, cursor, idempotency, jsonbody, publisher, store
 from handlers.core.settings import cursor_key
 
 MAX_BODY_BYTES = 64 * 1024
@@ -155,11 +144,9 @@ def post_data() -> Response[dict[str, Any]]:
     correlation_id = app.current_event.request_context.request_id
 
     def publish() -> dict[str, Any]:
-        event = events.build(
-            events.GENERATED, source="fanout.api", subject=user, data=body, correlation_id=correlation_id
-        )
+        event = DataGenerated.new(source="fanout.api", subject=user, data=body, correlation_id=correlation_id)
         publisher.publish(event)
-        return {"id": event["id"]}
+        return {"id": event.id}
 
     if key is None:
         result = publish()

@@ -1,6 +1,6 @@
 """SQS consumer: writes every event it receives to S3 as newline-delimited JSON.
 
-A consumer-kit user (handlers/core/consumer.py). Per record: the kit validates the
+A consumer-kit user (fanout_kit). Per record: the kit validates the
 CloudEvent (a poison message fails alone and reaches the DLQ after maxReceiveCount, as
 with the persister). Per event: one object keyed by its date and id (handlers/core/archive.py),
 so a replayed or redelivered event lands where it already is and the archive holds each
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from fanout_kit import CloudEvent, bulk_consumer
 from handlers.core import archive
 from handlers.core.clients import client
-from handlers.core.consumer import bulk_consumer
-from handlers.core.models import CloudEvent
 from handlers.core.settings import archive_bucket
 
 

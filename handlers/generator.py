@@ -12,7 +12,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from handlers.core import clients, events, publisher
+from fanout_kit import Data, DataGenerated
+from handlers.core import clients, publisher
 from handlers.core.settings import generator_count, generator_users
 
 logger = Logger(service="generator")
@@ -29,7 +30,7 @@ READINGS = (
 MAX_COUNT = 10_000
 
 
-def synthesize(count: int, users: list[str] | tuple[str, ...], seed: int | None = None) -> list[dict[str, Any]]:
+def synthesize(count: int, users: list[str] | tuple[str, ...], seed: int | None = None) -> list[DataGenerated]:
     rng = random.Random(seed)  # noqa: S311 (synthetic data, not secrets)
     batch = []
     for _ in range(count):
@@ -37,14 +38,10 @@ def synthesize(count: int, users: list[str] | tuple[str, ...], seed: int | None 
         value = rng.uniform(lo, hi)
         shown = f"{value:.1f}" if isinstance(lo, float) else f"{round(value)}"
         batch.append(
-            events.build(
-                events.GENERATED,
+            DataGenerated.new(
                 source="fanout.generator",
                 subject=rng.choice(list(users)),
-                data={
-                    "informationOne": f"{name} at {rng.choice(SITES)}",
-                    "informationTwo": f"{shown} {unit}",
-                },
+                data=Data(information_one=f"{name} at {rng.choice(SITES)}", information_two=f"{shown} {unit}"),
             )
         )
     return batch
@@ -59,7 +56,7 @@ def generate(count: int, users: list[str] | tuple[str, ...], seed: int | None = 
         raise ValueError("users must be a non-empty list of user ids")
     batch = synthesize(count, users, seed)
     publisher.publish_batch(batch)
-    return [e["id"] for e in batch]
+    return [e.id for e in batch]
 
 
 @logger.inject_lambda_context

@@ -1,6 +1,6 @@
 """SQS consumer: stores each user's data in DynamoDB, then announces it on the EventBridge bus.
 
-A consumer-kit user (handlers/core/consumer.py). Per record: the kit validates the
+A consumer-kit user (fanout_kit). Per record: the kit validates the
 CloudEvent (a poison message fails alone). Per batch: one BatchWriteItem per 25 items, one
 PutEvents per 10. Only the records that could not be stored or announced are reported as
 batch item failures, so SQS retries just those and moves them to the DLQ after
@@ -9,13 +9,10 @@ maxReceiveCount. Idempotent by event id: the item key is the id.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handlers.core import bus, clients, events, store
-from handlers.core.consumer import bulk_consumer
-from handlers.core.models import DataGenerated
+from fanout_kit import DataGenerated, DataPersisted, bulk_consumer
+from handlers.core import bus, clients, store
 
 clients.warm("dynamodb", "events")
 
@@ -31,14 +28,13 @@ def to_record(event: DataGenerated) -> store.Record:
     )
 
 
-def persisted_event(record: store.Record) -> dict[str, Any]:
+def persisted_event(record: store.Record) -> DataPersisted:
     # Same id as the source event: consumers of the bus can dedupe on (source, id).
-    return events.build(
-        events.PERSISTED,
+    return DataPersisted.new(
         source="fanout.persister",
         subject=record.user,
         data=record.to_api(),
-        event_id=record.id,
+        id=record.id,
         correlation_id=record.correlation_id,
     )
 

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fanout_kit.events import cloudevent_of
+
 log = logging.getLogger("fanout.local.ledger")
 CAPACITY = 10_000
 STATES = ("processed", "retrying", "dlq", "filtered", "pending")
@@ -109,15 +111,8 @@ def _epoch(text: Any) -> float | None:
     return None
 
 
-def event_of(body: str) -> dict[str, Any] | None:
-    """The CloudEvent a queue message carries: the body itself (topic) or its `detail` (bus)."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return None
-    if isinstance(doc, dict) and isinstance(doc.get("detail"), dict) and "detail-type" in doc:
-        doc = doc["detail"]
-    return doc if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None
+# The CloudEvent a queue message carries, unvalidated: the kit's envelope parser, lenient form.
+event_of = cloudevent_of
 
 
 class Ledger:

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 
-from handlers.core import ids
+from fanout_kit import ids
 
 
 class InvalidCursor(ValueError):

@@ -11,17 +11,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-NAME_SHOWN = 64  # characters of a client-chosen field name quoted back in a message
+from fanout_kit.schemas import quoted
+
+__all__ = ["JsonBodyError", "loads", "quoted"]
 
 
 class JsonBodyError(ValueError):
     """A body that is not the strict JSON we accept; the message is for the client."""
-
-
-def quoted(name: str) -> str:
-    """A client-chosen name as a message shows it: JSON-quoted (control characters escaped), cut if long."""
-    text = json.dumps(name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN] + "…", ensure_ascii=False)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate shown as \udXXX
 
 
 # json's messages, said as a person would.

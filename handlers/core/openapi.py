@@ -10,7 +10,7 @@ import copy
 import json
 from typing import Any
 
-from handlers.core import schemas
+from fanout_kit import schemas
 
 _ERROR = {
     "type": "object",

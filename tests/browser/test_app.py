@@ -287,7 +287,7 @@ def test_main_screen_chart_over_a_day_and_screenshot(open_app, stack: Stack) -> 
 
     With FANOUT_SCREENSHOT=1 this also writes docs/screenshot.png (`make screenshot`).
     """
-    from handlers.core import ids
+    from fanout_kit import ids
     from handlers.core.store import Record
 
     user = "demo"  # the stack is fresh for the session; a plain name reads better in the screenshot

@@ -8,7 +8,7 @@ import uuid
 
 import requests
 
-from handlers.core import ids
+from fanout_kit import ids
 from tests.e2e.helpers import all_items, drain, post, user, wait_for
 from tests.support.stack import Stack
 

@@ -100,8 +100,8 @@ def recording_handler(name: str, model: str, out: Path, tag: str) -> str:
 
         from __future__ import annotations
 
-        from handlers.core.consumer import consumer
-        from handlers.core.models import {model}
+        from fanout_kit.kit import consumer
+        from fanout_kit.models import {model}
 
 
         @consumer({model}, name="{name}")

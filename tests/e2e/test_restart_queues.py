@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from handlers.core import ids
+from fanout_kit import ids
 from tests.e2e.helpers import post, user, wait_for
 from tests.support.stack import Stack, running_stack
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from handlers.core import ids
+from fanout_kit import ids
 from tests.e2e.helpers import drain, post, user, wait_for
 from tests.support.stack import CLI, Stack
 

@@ -27,7 +27,8 @@ from fanout.local.poller import Poller
 from fanout.local.provision import provision
 from fanout.local.runtime import handler_environ
 from fanout.localenv import load as load_env
-from handlers.core import clients, events, settings
+from fanout_kit import DataGenerated, events
+from handlers.core import clients, settings
 
 REPORT: list[str] = []  # lines printed at the end of the run (RSS, fault counts)
 
@@ -68,7 +69,7 @@ class World:
         user = user or f"u-{uuid.uuid4().hex[:8]}"
         batch = [
             events.build(
-                events.GENERATED,
+                DataGenerated.TYPE,
                 source="fanout.api",
                 subject=user,
                 data={"informationOne": f"item {i} ✓", "informationTwo": "x" * (i % 50 + 1)},

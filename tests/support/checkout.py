@@ -20,7 +20,10 @@ def repo_copy(dest: Path, *, venv: bool = True) -> Path:
     ).stdout.decode()
     for rel in filter(None, listed.split("\0")):
         src = ROOT / rel
-        if src.is_file():
+        if src.is_symlink():  # a tracked link (fanout_kit/event_schemas) stays a link, as a clone has it
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).symlink_to(src.readlink())
+        elif src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     if venv:

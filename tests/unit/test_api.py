@@ -12,7 +12,8 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 from unit_support import BOTH, Aws, assert_valid, call_api, load_schema
 
-from handlers.core import ids, store
+from fanout_kit import ids
+from handlers.core import store
 
 OK = {"informationOne": "temperature", "informationTwo": "21.5 °C"}
 

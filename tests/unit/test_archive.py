@@ -9,14 +9,15 @@ import pytest
 from botocore.exceptions import ClientError
 from unit_support import BUCKET, Aws, assert_valid, failures, sqs_event, sqs_record
 
+from fanout_kit import DataGenerated, events
 from handlers import archive
 from handlers.core import archive as layout
-from handlers.core import clients, events
+from handlers.core import clients
 
 
 def event(user: str = "alice", time: str | None = None, **kwargs: Any) -> dict[str, Any]:
     return events.build(
-        events.GENERATED,
+        DataGenerated.TYPE,
         source="fanout.test",
         subject=user,
         data={"informationOne": "one", "informationTwo": "two"},
@@ -94,7 +95,7 @@ def test_persisted_events_are_archived_too(s3: Any, context: Any) -> None:
     from handlers.persister import persisted_event
 
     record = store.Record("alice", event()["id"], "one", "two", "2026-07-07T07:07:07.000Z")
-    persisted = persisted_event(record)
+    persisted = persisted_event(record).to_dict()
     assert archive.handler(sqs_event(persisted), context) == {"batchItemFailures": []}
     (lines,) = objects(s3).values()
     assert lines == [persisted]

@@ -10,17 +10,18 @@ import pytest
 from unit_support import BUCKET, Aws, sqs_event
 
 from fanout import replay
+from fanout_kit import DataGenerated, DataPersisted, events
 from handlers import archive, generator
-from handlers.core import events, publisher
+from handlers.core import publisher
 
 
 def at(text: str) -> datetime:
     return replay.parse_time(text)
 
 
-def event(time: str, event_type: str = events.GENERATED) -> dict[str, Any]:
+def event(time: str, event_type: str = DataGenerated.TYPE) -> dict[str, Any]:
     data: dict[str, str] = {"informationOne": "a", "informationTwo": "b"}
-    if event_type == events.PERSISTED:
+    if event_type == DataPersisted.TYPE:
         data = {"id": "01JDQ8Z3X4M5N6P7Q8R9S0T1V2", **data, "createdAt": time}
     return events.build(event_type, source="fanout.test", subject="alice", data=data, time=time)
 
@@ -73,16 +74,16 @@ def test_replay_publishes_the_window_once_per_id_oldest_first(s3: Any, context: 
 
 
 def test_replay_filters_by_type(s3: Any, context: Any) -> None:
-    generated, persisted = event("2026-04-01T10:00:00.000Z"), event("2026-04-01T10:00:01.000Z", events.PERSISTED)
+    generated, persisted = event("2026-04-01T10:00:00.000Z"), event("2026-04-01T10:00:01.000Z", DataPersisted.TYPE)
     archive_batches(context, [generated, persisted])
     published: list[list[dict[str, Any]]] = []
     window = (at("2026-04-01"), at("2026-04-02"))
-    assert replay.replay(s3, BUCKET, *window, publish_into(published), events.PERSISTED) == 1
+    assert replay.replay(s3, BUCKET, *window, publish_into(published), DataPersisted.TYPE) == 1
     assert published == [[persisted]]
 
 
 def test_replayed_events_reach_the_topic_with_their_ids(s3: Any, aws: Aws, context: Any) -> None:
-    source = generator.synthesize(23, ["alice", "bob"], seed=9)
+    source = [e.to_dict() for e in generator.synthesize(23, ["alice", "bob"], seed=9)]
     archive_batches(context, source[:10], source[10:])
     today = datetime.now(UTC).date().isoformat()
     window = (at(today), at(f"{today}T23:59:59.999Z"))

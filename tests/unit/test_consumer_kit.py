@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from unit_support import Aws
 
-from handlers.core import consumer as kit
-from handlers.core.models import Data, DataGenerated, DataPersisted
-from handlers.core.testing import failures, new_event, sqs_event
+from fanout_kit import kit
+from fanout_kit.models import Data, DataGenerated, DataPersisted
+from fanout_kit.testing import failures, new_event, sqs_event
 
 
 def make(*types: Any, fail_on: str | None = None, name: str = "kit-test") -> tuple[kit.Consumer, list[Any]]:

@@ -18,9 +18,11 @@ from jsonschema.validators import validator_for
 from unit_support import REGISTRY, SCHEMA_DIR, Aws, assert_valid, call_api, sqs_event
 
 from fanout.schemas_check import BASE_URI, load_dir, narrowing, resolve
+from fanout_kit import DataPersisted, events, schemas
+from fanout_kit.models import MODELS
 from handlers import archive, generator, persister
 from handlers.core import archive as layout
-from handlers.core import events, schemas, store
+from handlers.core import store
 
 CONTRACT = Path(__file__).resolve().parents[1] / "contract"
 PUBLISHED = CONTRACT / "published"
@@ -54,7 +56,7 @@ def test_an_event_schema_is_named_after_its_type(event_type: str) -> None:
     specific = resolve(CURRENT, f"{event_type}.json")["allOf"][1]["properties"]
     assert specific["type"] == {"const": event_type}
     assert specific["dataschema"] == {"const": BASE_URI + f"{event_type}.json"}
-    assert event_type in events._SCHEMA_FILES, f"{event_type} has a schema but handlers.core.events cannot build it"
+    assert event_type in MODELS, f"{event_type} has a schema but no model in fanout_kit.models.MODELS"
 
 
 # ---------------------------------------------------------------- published versions
@@ -121,7 +123,7 @@ def test_the_compatibility_check_catches_narrowing_and_allows_widening(change: A
 
 def test_the_generator_emits_valid_events() -> None:
     for seed in range(5):
-        for event in generator.synthesize(50, ["alice", "bob"], seed=seed):
+        for event in (e.to_dict() for e in generator.synthesize(50, ["alice", "bob"], seed=seed)):
             assert_valid(f"{event['type']}.json", event)
 
 
@@ -133,14 +135,14 @@ def test_the_api_publishes_valid_events(aws: Aws, context: Any) -> None:
 
 
 def test_the_persister_announces_valid_events(aws: Aws, context: Any) -> None:
-    source = generator.synthesize(3, ["alice"], seed=1)
+    source = [e.to_dict() for e in generator.synthesize(3, ["alice"], seed=1)]
     assert persister.handler(sqs_event(*source), context) == {"batchItemFailures": []}
     announced = aws.announced()
     assert len(announced) == 3
     for entry in announced:
         assert_valid(f"{entry['detail']['type']}.json", entry["detail"])
     record = store.Record("alice", source[0]["id"], "a", "b", source[0]["time"], correlation_id="c" * 300)
-    assert_valid(f"{events.PERSISTED}.json", persister.persisted_event(record))
+    assert_valid(f"{DataPersisted.TYPE}.json", persister.persisted_event(record).to_dict())
 
 
 def test_archived_events_are_the_events_unchanged(aws: Aws, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,7 +151,7 @@ def test_archived_events_are_the_events_unchanged(aws: Aws, context: Any, monkey
 
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="contract-archive")
     monkeypatch.setenv("ARCHIVE_BUCKET", "contract-archive")
-    source = generator.synthesize(4, ["alice"], seed=2)
+    source = [e.to_dict() for e in generator.synthesize(4, ["alice"], seed=2)]
     assert archive.handler(sqs_event(*source), context) == {"batchItemFailures": []}
     s3 = boto3.client("s3", region_name="us-east-1")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="contract-archive")["Contents"]]

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from unit_support import Aws, assert_valid
 
-from handlers.core import auth, clients, cursor, events, idempotency, ids, schemas, store
+from fanout_kit import DataGenerated, events, ids, schemas
+from handlers.core import auth, clients, cursor, idempotency, store
 from handlers.core import settings as config
 
 KEY = b"k" * 32
@@ -150,7 +151,7 @@ def test_fastjsonschema_never_accepts_what_jsonschema_refuses(document: Any) -> 
 
 def test_build_validates_and_carries_the_correlation_id() -> None:
     event = events.build(
-        events.GENERATED,
+        DataGenerated.TYPE,
         source="s",
         subject="alice",
         data={"informationOne": "a", "informationTwo": "b"},
@@ -158,9 +159,9 @@ def test_build_validates_and_carries_the_correlation_id() -> None:
     )
     assert len(event["correlationid"]) == 256
     assert_valid("fanout.data.generated.v1.json", event)
-    assert events.parse(json.dumps(event), expected_type=events.GENERATED) == event
+    assert events.parse(json.dumps(event), DataGenerated).to_dict() == event
     assert events.sns_attributes(event) == {
-        "type": {"DataType": "String", "StringValue": events.GENERATED},
+        "type": {"DataType": "String", "StringValue": DataGenerated.TYPE},
         "subject": {"DataType": "String", "StringValue": "alice"},
     }
 
@@ -177,7 +178,7 @@ def test_build_validates_and_carries_the_correlation_id() -> None:
 )
 def test_build_refuses_invalid_events(kwargs: dict[str, Any], message: str) -> None:
     args: dict[str, Any] = {
-        "event_type": events.GENERATED,
+        "event_type": DataGenerated.TYPE,
         "source": "s",
         "subject": "alice",
         "data": {"informationOne": "a", "informationTwo": "b"},

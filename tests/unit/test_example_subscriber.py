@@ -36,7 +36,7 @@ def example(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def test_it_keeps_each_event_it_receives_and_reports_bad_ones_alone(example: Any, context: Any) -> None:
     module, s3 = example
-    good = generator.synthesize(2, ["alice"], seed=3)
+    good = [e.to_dict() for e in generator.synthesize(2, ["alice"], seed=3)]
     bad = {"not": "an event"}
     response = module.handler(sqs_event(*good, bad), context)
     assert len(failures(response)) == 1
@@ -48,7 +48,7 @@ def test_it_keeps_each_event_it_receives_and_reports_bad_ones_alone(example: Any
 
 def test_it_reads_an_eventbridge_delivery_too(example: Any, context: Any) -> None:
     module, s3 = example
-    (event,) = generator.synthesize(1, ["bob"], seed=4)
+    (event,) = [e.to_dict() for e in generator.synthesize(1, ["bob"], seed=4)]
     wrapped = {"source": "fanout.persister", "detail-type": event["type"], "detail": event}
     assert failures(module.handler(sqs_event(wrapped), context)) == set()
     assert s3.get_object(Bucket=BUCKET, Key=f"received/bob/{event['id']}.json")

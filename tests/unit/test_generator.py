@@ -12,17 +12,17 @@ from handlers.core import clients, publisher
 
 
 def test_seed_makes_the_data_deterministic() -> None:
-    first = generator.synthesize(20, ["alice", "bob", "carol"], seed=42)
-    second = generator.synthesize(20, ["alice", "bob", "carol"], seed=42)
+    first = [e.to_dict() for e in generator.synthesize(20, ["alice", "bob", "carol"], seed=42)]
+    second = [e.to_dict() for e in generator.synthesize(20, ["alice", "bob", "carol"], seed=42)]
     assert [(e["subject"], e["data"]) for e in first] == [(e["subject"], e["data"]) for e in second]
     # Ids are still new: every event's must be unique.
     assert not {e["id"] for e in first} & {e["id"] for e in second}
-    other = generator.synthesize(20, ["alice", "bob", "carol"], seed=43)
+    other = [e.to_dict() for e in generator.synthesize(20, ["alice", "bob", "carol"], seed=43)]
     assert [e["data"] for e in other] != [e["data"] for e in first]
 
 
 def test_every_synthesized_event_is_valid_and_realistic() -> None:
-    batch = generator.synthesize(200, ["alice", "bob"], seed=7)
+    batch = [e.to_dict() for e in generator.synthesize(200, ["alice", "bob"], seed=7)]
     assert len({e["id"] for e in batch}) == 200
     for e in batch:
         assert_valid("fanout.data.generated.v1.json", e)

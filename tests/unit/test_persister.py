@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from unit_support import Aws, assert_valid, call_api, failures, sqs_event, sqs_record
 
+from fanout_kit import DataGenerated, DataPersisted, events
 from handlers import persister
-from handlers.core import clients, events, store
+from handlers.core import clients, store
 
 
 def event(user: str = "alice", one: str = "one", two: str = "two", **kwargs: Any) -> dict[str, Any]:
     return events.build(
-        events.GENERATED,
+        DataGenerated.TYPE,
         source="fanout.test",
         subject=user,
         data={"informationOne": one, "informationTwo": two},
@@ -145,7 +146,7 @@ POISON = {
     "unknown-type": lambda: json.dumps({**event(), "type": "fanout.data.deleted.v1"}),
     "persisted-type": lambda: json.dumps(
         events.build(
-            events.PERSISTED,
+            DataPersisted.TYPE,
             source="fanout.persister",
             subject="alice",
             data={"id": event()["id"], "informationOne": "a", "informationTwo": "b", "createdAt": event()["time"]},

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from unit_support import Aws, call_api, sqs_event
 
+from fanout_kit import ids
 from handlers import persister
-from handlers.core import cursor, ids
+from handlers.core import cursor
 
 # One moto world per test function; every example uses its own users, so examples never interfere.
 SHARED = settings(

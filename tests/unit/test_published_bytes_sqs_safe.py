@@ -10,7 +10,8 @@ from typing import Any
 
 from unit_support import Aws, call_api
 
-from handlers.core import events, publisher
+from fanout_kit import DataGenerated, events
+from handlers.core import publisher
 
 SQS_REFUSES = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -34,7 +35,7 @@ def test_api_publishes_noncharacters_escaped(aws: Aws, context: Any) -> None:
 
 def test_batch_publish_escapes_too(aws: Aws) -> None:
     event = events.build(
-        events.GENERATED,
+        DataGenerated.TYPE,
         source="fanout.generator",
         subject="demo-user",
         data={"informationOne": "x\uffff", "informationTwo": "y"},
@@ -49,7 +50,7 @@ def test_replay_to_one_consumer_escapes_too(aws: Aws) -> None:
     from fanout import replay
 
     event = events.build(
-        events.GENERATED,
+        DataGenerated.TYPE,
         source="fanout.api",
         subject="alice",
         data={"informationOne": "z\uffff", "informationTwo": "y"},

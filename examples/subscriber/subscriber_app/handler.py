@@ -19,8 +19,8 @@ from typing import Any
 
 import boto3
 
-from handlers.core.consumer import consumer, logger_for
-from handlers.core.models import DataGenerated
+from fanout_kit.kit import consumer, logger_for
+from fanout_kit.models import DataGenerated
 
 SERVICE = "subscriber-example"
 # On AWS the project sets RECEIVED_BUCKET to the bucket it creates; `fanout subscribe --handler`

@@ -1,7 +1,7 @@
 """The consumer kit: one typed function becomes an SQS-batch Lambda handler.
 
-    from handlers.core.consumer import consumer
-    from handlers.core.models import DataGenerated
+    from fanout_kit.kit import consumer
+    from fanout_kit.models import DataGenerated
 
     @consumer(DataGenerated)
     def handler(event: DataGenerated) -> None:
@@ -28,7 +28,6 @@ the batch's valid events at once and returns the ids of those it could not compl
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -38,9 +37,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from handlers.core import events, observability
-from handlers.core.batch import BulkSqsProcessor
-from handlers.core.models import MODELS, CloudEvent
+from fanout_kit import events, observability
+from fanout_kit.batch import BulkSqsProcessor
+from fanout_kit.models import CloudEvent
 
 E = TypeVar("E", bound=CloudEvent)
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -53,33 +52,6 @@ def consumer_name(default: str) -> str:
 
 def idempotent_enabled() -> bool:
     return os.environ.get("FANOUT_IDEMPOTENT", "").strip().lower() in ("1", "true")
-
-
-def unwrap(body: Any) -> tuple[dict[str, Any], str]:
-    """The CloudEvent in a record body, and the shape it came in ("cloudevent" or "eventbridge")."""
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise events.InvalidEvent(f"body is not JSON: {exc}") from None
-    if isinstance(body, dict) and "detail-type" in body and "detail" in body:
-        detail = body["detail"]
-        events.validate(detail)
-        if body["detail-type"] != detail["type"]:
-            raise events.InvalidEvent(f"detail-type {body['detail-type']!r} differs from the event's type")
-        return detail, "eventbridge"
-    events.validate(body)
-    return body, "cloudevent"
-
-
-def parse(body: Any, types: tuple[type[CloudEvent], ...]) -> CloudEvent:
-    """A record body as the typed event it holds; InvalidEvent names what is wrong."""
-    raw, _ = unwrap(body)
-    model = MODELS[raw["type"]]
-    if types and model not in types:
-        wanted = ", ".join(t.TYPE for t in types)
-        raise events.InvalidEvent(f"expected type {wanted}, got {raw['type']}")
-    return model.from_dict(raw)
 
 
 class _Kit(Generic[E]):
@@ -96,7 +68,7 @@ class _Kit(Generic[E]):
 
     def _parse(self, record: SQSRecord) -> E:
         try:
-            event = parse(record.body, self.types)
+            event = events.parse(record.body, *self.types)
         except events.InvalidEvent as exc:
             self.metrics.add_metric(name="EventsInvalid", unit=MetricUnit.Count, value=1)
             # One line, no traceback: an invalid message is the sender's problem, and it comes back
@@ -106,7 +78,7 @@ class _Kit(Generic[E]):
                 extra={"message_id": record.message_id, "error": str(exc), **_receive_count(record)},
             )
             raise
-        return event  # type: ignore[return-value]
+        return event  # type: ignore[return-value]  # parse checked it is one of self.types
 
     def _wrap(self, run: LambdaHandler) -> LambdaHandler:
         return self.logger.inject_lambda_context(self.metrics.log_metrics(self.tracer.capture_lambda_handler(run)))
@@ -241,10 +213,11 @@ def _idempotency(name: str) -> tuple[Callable[..., Any], Any]:
         idempotent_function,
     )
 
-    from handlers.core.clients import client
-    from handlers.core.settings import idempotency_table_name
-
-    layer = DynamoDBPersistenceLayer(table_name=idempotency_table_name(), boto3_client=client("dynamodb"))
+    table = os.environ.get("IDEMPOTENCY_TABLE_NAME", "").strip()
+    if not table:
+        raise RuntimeError("environment variable IDEMPOTENCY_TABLE_NAME is not set (an idempotent consumer needs it)")
+    # Powertools builds its own DynamoDB client from boto3's standard settings (endpoint, region).
+    layer = DynamoDBPersistenceLayer(table_name=table)
     # Keyed on the producer's event id, never the SQS message id: each queue's copy has its own.
     config = IdempotencyConfig(event_key_jmespath="[consumer, id]", raise_on_no_idempotency_key=True)
 

@@ -1,11 +1,12 @@
 """Test helpers for consumers: typed events in, the Lambda SQS event a queue would deliver out.
 
-    from handlers.core.testing import failures, new_event, sqs_event
+    from fanout_kit.testing import failures, new_event, sqs_event
 
     event = new_event(DataGenerated, subject="alice")
     assert failures(handler(sqs_event(event), context)) == set()
 
-Part of the kit so that a consumer's unit test is a few lines; it imports nothing but the kit.
+Part of the kit so that a consumer's unit test is a few lines; it imports nothing but the kit. It is
+in the wheel, for consumers' tests, and left out of the Lambda artifact.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import time
 import uuid
 from typing import Any, TypeVar
 
-from handlers.core import events
-from handlers.core.models import CloudEvent, Data, DataGenerated, DataPersisted, Item, as_json
+from fanout_kit.ids import new_id
+from fanout_kit.models import CloudEvent, Data, DataGenerated, DataPersisted, Item, utc_now_iso
 
 E = TypeVar("E", bound=CloudEvent)
 REGION = "us-east-1"
@@ -24,30 +25,24 @@ ACCOUNT = "123456789012"
 
 
 def new_event(model: type[E], *, subject: str = "alice", data: Any = None, **kwargs: Any) -> E:
-    """A valid event of `model`'s type (built and validated as a producer would), with sample data by default."""
-    from handlers.core.ids import new_id
+    """A valid event of `model`'s type (built and validated as a producer builds it), with sample data by default.
 
+    Keyword arguments are those of `model.new` (`source`, `id`, `time`, `correlation_id`).
+    """
     # A persisted event carries its item's id, as the persister announces it.
-    event_id = kwargs.pop("event_id", None) or new_id()
-    time_ = kwargs.pop("time", None) or events.utc_now_iso()
+    given_id, legacy_id = kwargs.pop("id", None), kwargs.pop("event_id", None)
+    event_id = given_id or legacy_id or new_id()
+    time_ = kwargs.pop("time", None) or utc_now_iso()
     if data is None:
         data = _sample(model, event_id, time_)
-    raw = events.build(
-        model.TYPE,
-        source=kwargs.pop("source", "fanout.persister" if model is DataPersisted else "fanout.test"),
-        subject=subject,
-        data=data if isinstance(data, dict) else as_json(data),
-        event_id=event_id,
-        time=time_,
-        **kwargs,
-    )
-    return model.from_dict(raw)
+    kwargs.setdefault("source", model.SOURCE if model is DataPersisted else "fanout.test")
+    return model.new(subject=subject, data=data, id=event_id, time=time_, **kwargs)
 
 
-def _sample(model: type[CloudEvent], event_id: str, time_: str) -> dict[str, Any]:
+def _sample(model: type[CloudEvent], event_id: str, time_: str) -> Data | Item:
     if model is DataPersisted:
-        return as_json(Item(id=event_id, information_one="one", information_two="two", created_at=time_))
-    return as_json(Data(information_one="one", information_two="two"))
+        return Item(id=event_id, information_one="one", information_two="two", created_at=time_)
+    return Data(information_one="one", information_two="two")
 
 
 def eventbridge_envelope(event: CloudEvent | dict[str, Any]) -> dict[str, Any]:

@@ -1,29 +1,41 @@
-"""The JSON Schemas in schemas/ compiled once; the files are the single source of truth."""
+"""The JSON Schemas of schemas/ compiled once; the files are the single source of truth.
+
+They are the kit's package data (fanout_kit/event_schemas: in a checkout a link to the repository's
+schemas/, in the wheel and the Lambda zip a copy of it), found through importlib.resources.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 from collections.abc import Callable
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import fastjsonschema
 
-from handlers.core.jsonbody import quoted
-
-# handlers/core/schemas.py -> <root>/schemas, both in the checkout and in the Lambda zip.
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR: Traversable = resources.files("fanout_kit") / "event_schemas"
 BASE_URI = "https://schemas.fanout.dev/"
+
+
+NAME_SHOWN = 64  # characters of a client-chosen field name quoted back in a message
 
 
 class SchemaError(ValueError):
     """A document that its schema rejects; the message names the field."""
 
 
+def quoted(name: str) -> str:
+    """A client-chosen name as a message shows it: JSON-quoted (control characters escaped), cut if long."""
+    text = json.dumps(name if len(name) <= NAME_SHOWN else name[:NAME_SHOWN] + "…", ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate shown as \udXXX
+
+
 @functools.cache
 def load(name: str) -> dict[str, Any]:
-    return json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads(SCHEMA_DIR.joinpath(name).read_text(encoding="utf-8"))
+    return document
 
 
 def _resolve(uri: str) -> dict[str, Any]:
