@@ -10,7 +10,7 @@ STACK ?= dev
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .PHONY: help install run test lint format unit infra-test e2e robustness browser browser-deps bench plan package \
-        lock screenshot reset clean
+        dist lock screenshot reset clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -28,7 +28,13 @@ $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "the tests need Node.js and npm (for @asyncapi/specs)" >&2; exit 1; }
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
-install: $(STAMP) $(NODE_STAMP) ## create .venv and install the pinned dependencies (Python and npm)
+# The kit's dependencies as pinned wheels, for the test that installs the wheels into a clean virtualenv offline.
+WHEELHOUSE := $(VENV)/wheelhouse/.done
+$(WHEELHOUSE): $(STAMP) packages/fanout-kit/pyproject.toml packages/wheelhouse.py
+	$(PY) packages/wheelhouse.py $(VENV)/wheelhouse
+	@touch $@
+
+install: $(STAMP) $(NODE_STAMP) $(WHEELHOUSE) ## create .venv and install the pinned dependencies (Python and npm)
 
 run: $(STAMP) ## start the whole system locally (emulated AWS + API + web app)
 	exec $(PY) -m fanout.local
@@ -44,7 +50,7 @@ format: $(STAMP) ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-unit: $(STAMP) $(NODE_STAMP) ## unit tests (and event contract checks), offline and in-process
+unit: $(STAMP) $(NODE_STAMP) $(WHEELHOUSE) ## unit tests (and event contract checks), offline and in-process
 	$(PYTEST) -q tests/unit $(wildcard tests/contract)
 
 infra-test: $(STAMP) $(NODE_STAMP) ## Pulumi program tests under mocks
@@ -84,6 +90,20 @@ clean: ## remove local state, build output and the virtualenv
 
 package: $(STAMP) ## build the Lambda artifacts (handler zip + dependency layer) into build/
 	$(PY) -m infra.package
+
+# The two distributions other teams install (pyprojects in packages/, sources fanout_kit/, fanout_subscriber/, schemas/).
+DIST ?= dist
+WHEELS := packages/fanout-kit packages/fanout-subscriber
+dist: $(STAMP) ## build the fanout-kit and fanout-subscriber wheels into dist/
+	@mkdir -p $(DIST)
+	@# setuptools keeps build/ between runs: a stale copy of a removed module must not reach a wheel.
+	rm -rf $(addsuffix /build,$(WHEELS)) $(addsuffix /*.egg-info,$(WHEELS)) \
+	  $(DIST)/fanout_kit-*.whl $(DIST)/fanout_subscriber-*.whl
+	for p in $(WHEELS); do \
+	  $(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w $(abspath $(DIST)) ./$$p \
+	    || exit 1; done
+	rm -rf $(addsuffix /build,$(WHEELS)) $(addsuffix /*.egg-info,$(WHEELS))
+	@ls $(DIST)/fanout_kit-*.whl $(DIST)/fanout_subscriber-*.whl
 
 plan: $(STAMP) ## print the resources STACK (dev|prd) would create, offline under Pulumi mocks (PROJECT=examples/subscriber: that project's)
 	$(if $(PROJECT),$(PY) $(PROJECT)/plan.py --stack $(STACK),$(PY) -m infra.plan --stack $(STACK))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fanout_kit.ids import new_id
@@ -97,9 +98,39 @@ def sqs_event(*items: CloudEvent | dict[str, Any] | str, bus: bool = False, queu
     return {"Records": records}
 
 
+@dataclass(frozen=True)
+class LambdaContext:
+    """The fields of Lambda's context object that Powertools and the kit read."""
+
+    function_name: str = "consumer"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:consumer"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/consumer"
+    log_stream_name: str = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def lambda_context(function_name: str = "consumer") -> LambdaContext:
+    """A context to pass to a handler in a test, as Lambda would."""
+    return LambdaContext(function_name=function_name)
+
+
 def failures(answer: dict[str, Any]) -> set[str]:
     """The message ids a handler reported as batch item failures."""
     return {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
 
 
-__all__ = ["DataGenerated", "DataPersisted", "eventbridge_envelope", "failures", "new_event", "sqs_event", "sqs_record"]
+__all__ = [
+    "DataGenerated",
+    "DataPersisted",
+    "eventbridge_envelope",
+    "failures",
+    "lambda_context",
+    "new_event",
+    "sqs_event",
+    "sqs_record",
+]
