@@ -1,4 +1,4 @@
-"""Reproducible Lambda artifacts: `handlers/` + `schemas/` as one zip, the locked dependencies as a layer.
+"""Reproducible Lambda artifacts: `handlers/` + `fanout_kit` as one zip, the locked dependencies as a layer.
 
 Same inputs, same bytes: entries are sorted, timestamps and permissions fixed, no bytecode and
 no machine-specific files (pip's console scripts carry the builder's interpreter path). So a
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.paths import BUILD, HANDLERS, LOCK, SCHEMAS
+from infra.paths import BUILD, HANDLERS, KIT, LOCK, SCHEMAS
 
 # python3.11 reached Lambda's deprecation date (June 2026); 3.13 is supported until mid-2029.
 # The layer's compiled wheels (cryptography, cffi, wrapt) must match this version and architecture.
@@ -84,9 +84,16 @@ def _tree(root: Path, prefix: str, suffixes: tuple[str, ...] | None = None) -> l
     return entries
 
 
+# The kit's test helpers are for consumers' tests, never for a function.
+KIT_LEFT_OUT = ("fanout_kit/testing.py",)
+
+
 def build_handlers() -> Artifact:
-    """handlers/ and schemas/ at the zip root: the handler strings are `handlers.<module>.<function>`."""
-    entries = _tree(HANDLERS, "handlers/", (".py", ".json")) + _tree(SCHEMAS, "schemas/", (".json",))
+    """handlers/ and fanout_kit/ at the zip root (the handler strings are `handlers.<module>.<function>`),
+    the kit with its schemas as the wheel has them (fanout_kit/event_schemas/) and without its test helpers."""
+    kit = [(arc, path) for arc, path in _tree(KIT, "fanout_kit/", (".py",)) if arc not in KIT_LEFT_OUT]
+    entries = _tree(HANDLERS, "handlers/", (".py", ".json")) + kit
+    entries += _tree(SCHEMAS, "fanout_kit/event_schemas/", (".json",))
     return _write_zip(HANDLER_ZIP, entries)
 
 

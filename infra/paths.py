@@ -6,6 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = ROOT / "handlers"
+KIT = ROOT / "fanout_kit"
 SCHEMAS = ROOT / "schemas"
 WEB = ROOT / "web"
 LOCK = ROOT / "requirements-lambda.lock"

@@ -29,7 +29,11 @@ def test_handler_zip_is_byte_identical_across_builds(tmp_path, monkeypatch):
     names = [i.filename for i in infos]
     assert names == sorted(names)
     assert "handlers/api.py" in names and "handlers/core/settings.py" in names
-    assert any(n.startswith("schemas/") and n.endswith(".json") for n in names)
+    # handlers/ + fanout_kit (its schemas as package data, its test helpers left out), nothing else.
+    assert {n.split("/")[0] for n in names} == {"handlers", "fanout_kit"}
+    assert "fanout_kit/kit.py" in names and "fanout_kit/testing.py" not in names
+    schemas = sorted(n.removeprefix("fanout_kit/event_schemas/") for n in names if "/event_schemas/" in n)
+    assert schemas == sorted(p.name for p in package.SCHEMAS.glob("*.json"))
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert {i.external_attr >> 16 for i in infos} == {0o100644}
