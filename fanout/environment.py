@@ -45,7 +45,7 @@ def consumer_environment(c: Consumer, refs: Refs) -> dict[str, Any]:
     elif c.handler == ARCHIVE_HANDLER:
         env |= {"ARCHIVE_BUCKET": refs.archive_bucket}
     if c.idempotent:
-        # The kit's opt-in Powertools Idempotency (handlers/core/consumer.py) on the idempotency table.
+        # The kit's opt-in Powertools Idempotency (fanout_kit/kit.py) on the idempotency table.
         env |= {"FANOUT_IDEMPOTENT": "true", "IDEMPOTENCY_TABLE_NAME": refs.idempotency_table_name}
     return {**c.environment, **env}
 

@@ -1,6 +1,6 @@
 """fanout-subscriber: subscribe to a fanout stack's events from your own Pulumi project and account.
 
-    pip install "fanout @ git+https://github.com/<org>/fanout"      # this repository
+    pip install fanout_subscriber-0.1.0-py3-none-any.whl     # `make dist` in a fanout checkout writes it
 
     import pulumi, fanout_subscriber as fs
     fanout = pulumi.StackReference("org/fanout/prd")

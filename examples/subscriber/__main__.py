@@ -11,6 +11,7 @@ offline, without an account.
 from __future__ import annotations
 
 import importlib.util
+from importlib import resources
 from pathlib import Path
 
 import pulumi
@@ -33,16 +34,24 @@ def _located(module: str) -> Path:
     return origin.parent if origin.name == "__init__.py" else origin
 
 
+def kit_archive() -> pulumi.AssetArchive:
+    """fanout_kit as a function needs it: its modules and its schemas (package data), not its test helpers."""
+    kit = resources.files("fanout_kit")
+    modules = {e.name: pulumi.FileAsset(str(e)) for e in kit.iterdir() if e.name.endswith(".py")}
+    modules.pop("testing.py", None)
+    schemas = {e.name: pulumi.FileAsset(str(e)) for e in (kit / "event_schemas").iterdir() if e.name.endswith(".json")}
+    if "cloudevent.v1.json" not in schemas:
+        raise RuntimeError(
+            f"fanout_kit at {kit} has no schemas: pip install -r requirements.txt (the fanout-kit wheel)"
+        )
+    return pulumi.AssetArchive({**modules, "event_schemas": pulumi.AssetArchive(schemas)})
+
+
 def code_archive() -> pulumi.AssetArchive:
-    """subscriber_app/ plus fanout's consumer kit (handlers/ and the schemas/ it validates with) and its deps."""
-    kit = _located("handlers")
-    schemas = kit.parent / "schemas"
-    if not (schemas / "cloudevent.v1.json").is_file():
-        raise RuntimeError(f"no fanout schemas/ beside {kit}: install fanout from a checkout (pip install -e)")
+    """subscriber_app/ plus fanout's consumer kit (fanout_kit, from the fanout-kit wheel) and its deps."""
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {
         "subscriber_app": pulumi.FileArchive(str(HERE / "subscriber_app")),
-        "handlers": pulumi.FileArchive(str(kit)),
-        "schemas": pulumi.FileArchive(str(schemas)),
+        "fanout_kit": kit_archive(),
     }
     for module in VENDORED:
         path = _located(module)

@@ -112,11 +112,16 @@ def test_its_function_runs_the_example_handler_with_only_what_it_needs(example):
     ).apply(check)
 
 
-def test_its_code_carries_the_handler_the_kit_and_the_schemas(example):
+def test_its_code_carries_the_handler_and_the_kit_with_its_schemas_and_nothing_of_fanout_else(example):
     _, _, program = example
     assets = program["code_archive"]().assets
-    assert {"subscriber_app", "handlers", "schemas", "aws_lambda_powertools", "fastjsonschema"} <= set(assets)
-    assert Path(assets["schemas"].path, "fanout.data.generated.v1.json").is_file()
+    assert {"subscriber_app", "fanout_kit", "aws_lambda_powertools", "fastjsonschema"} <= set(assets)
+    assert not {"handlers", "schemas", "fanout", "infra"} & set(assets)
+    kit = assets["fanout_kit"].assets
+    assert "kit.py" in kit and "models.py" in kit and "testing.py" not in kit
+    schemas = kit["event_schemas"].assets
+    assert Path(schemas["fanout.data.generated.v1.json"].path).is_file()
+    assert sorted(schemas) == sorted(p.name for p in (EXAMPLE.parents[1] / "schemas").glob("*.json"))
 
 
 def test_its_plan_prints_offline():

@@ -12,9 +12,10 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from unit_support import REGION, failures, sqs_event
+from unit_support import REGION
 
-from handlers import generator
+from fanout_kit import DataGenerated
+from fanout_kit.testing import eventbridge_envelope, failures, new_event, sqs_event
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/subscriber"
 BUCKET = "example-received"
@@ -36,19 +37,18 @@ def example(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def test_it_keeps_each_event_it_receives_and_reports_bad_ones_alone(example: Any, context: Any) -> None:
     module, s3 = example
-    good = [e.to_dict() for e in generator.synthesize(2, ["alice"], seed=3)]
-    bad = {"not": "an event"}
-    response = module.handler(sqs_event(*good, bad), context)
-    assert len(failures(response)) == 1
+    good = [new_event(DataGenerated, subject="alice") for _ in range(2)]
+    batch = sqs_event(*good, {"not": "an event"})
+    response = module.handler(batch, context)
+    assert failures(response) == {batch["Records"][2]["messageId"]}
     for event in good:
-        key = f"received/alice/{event['id']}.json"
+        key = f"received/alice/{event.id}.json"
         stored = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-        assert stored == event
+        assert stored == event.to_dict()
 
 
 def test_it_reads_an_eventbridge_delivery_too(example: Any, context: Any) -> None:
     module, s3 = example
-    (event,) = [e.to_dict() for e in generator.synthesize(1, ["bob"], seed=4)]
-    wrapped = {"source": "fanout.persister", "detail-type": event["type"], "detail": event}
-    assert failures(module.handler(sqs_event(wrapped), context)) == set()
-    assert s3.get_object(Bucket=BUCKET, Key=f"received/bob/{event['id']}.json")
+    event = new_event(DataGenerated, subject="bob")
+    assert failures(module.handler(sqs_event(eventbridge_envelope(event)), context)) == set()
+    assert s3.get_object(Bucket=BUCKET, Key=f"received/bob/{event.id}.json")

@@ -19,8 +19,8 @@ from typing import Any
 
 import boto3
 
-from fanout_kit.kit import consumer, logger_for
-from fanout_kit.models import DataGenerated
+from fanout_kit import DataGenerated, consumer
+from fanout_kit.kit import logger_for
 
 SERVICE = "subscriber-example"
 # On AWS the project sets RECEIVED_BUCKET to the bucket it creates; `fanout subscribe --handler`
