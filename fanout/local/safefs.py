@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 
-class UnsafeStateError(RuntimeError):
+class UnsafeStateError(OSError):
     """The state dir or a file in it is not safe to use; the message names it and says what to do."""
 
 
