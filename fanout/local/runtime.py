@@ -21,6 +21,7 @@ from fanout.local.live import (
     LinkedEvent,
     Watcher,
     broken_reporter,
+    code_dirs,
     process_environment,
     say,
     subscribed_environment,
@@ -286,9 +287,10 @@ class Runtime:
         config = PROJECT_ROOT / f"Pulumi.{self.env.stack}.yaml"
         code = Watcher(
             "watch-code",
-            lambda: [PROJECT_ROOT / "handlers", *(Path(p) for _, p in self.subscribed.values() if p)],
+            lambda: code_dirs(list(self.subscribed.values())),
             self.reload_code,
             self.stop_event,
+            recursive=False,  # directory by directory: never a whole --path tree (see fanout/local/live.py)
         )
         self._code_watcher = code
         stack = Watcher(
