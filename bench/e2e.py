@@ -119,6 +119,7 @@ def run(events: int, clients: int, counter: CallCounter) -> dict[str, Any]:
     topo = topology.load(env.stack)
     rt = runtime_module.Runtime(env, topo)
     rt.start()
+    env = rt.env  # with this run's credentials for the emulated endpoint
     try:
         ours = _ours(rt, env, topo, events, clients, counter, invocations)
         pollers = [p for r in rt.runners.values() for p in r.pollers]
@@ -274,8 +275,8 @@ def _boto(env: Any, service: str) -> Any:
         service,
         endpoint_url=env.aws_endpoint,
         region_name=env.region,
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
+        aws_access_key_id=env.access_key_id,
+        aws_secret_access_key=env.secret_access_key,
         config=Config(max_pool_connections=20),
     )
 
@@ -334,6 +335,7 @@ def _baseline(rt: Any, env: Any, topo: Any, events: int, clients: int) -> dict[s
         t.start()
     spec = {
         "endpoint": env.aws_endpoint,
+        "credentials": [env.access_key_id, env.secret_access_key],
         "region": env.region,
         "topic_arn": topic_arn,
         "type": GENERATED,

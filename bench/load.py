@@ -72,8 +72,8 @@ def sns(spec: dict[str, Any]) -> list[list[Any]]:
         "sns",
         endpoint_url=spec["endpoint"],
         region_name=spec["region"],
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
+        aws_access_key_id=spec["credentials"][0],
+        aws_secret_access_key=spec["credentials"][1],
         config=Config(max_pool_connections=spec["clients"] + 4),
     )
 

@@ -80,7 +80,7 @@ def cmd_token(args: argparse.Namespace) -> None:
 def cmd_status(args: argparse.Namespace) -> None:
     stack = Stack()
     found = stack.consumers()
-    status = {
+    status: dict[str, Any] = {
         "api_url": stack.env.api_url,
         "aws_endpoint": stack.env.aws_endpoint,
         "region": stack.env.region,
@@ -90,6 +90,12 @@ def cmd_status(args: argparse.Namespace) -> None:
         "event_bus_name": stack.topo.event_bus_name,
         "consumers": {name: q.as_json() for name, q in sorted(found.items())},
     }
+    if stack.env.access_key_id:
+        # The emulated endpoint accepts only this run's keys (`fanout env` prints them as export lines).
+        status["aws_credentials"] = {
+            "access_key_id": stack.env.access_key_id,
+            "secret_access_key": stack.env.secret_access_key,
+        }
     if args.json:
         print(json.dumps(status, indent=2))
         return
@@ -98,6 +104,48 @@ def cmd_status(args: argparse.Namespace) -> None:
     print("consumers")
     for name, q in sorted(found.items()):
         print(f"  {name:<20} queue {q.queue_url}\n  {'':<20} dlq   {q.dlq_url}")
+
+
+def cmd_env(args: argparse.Namespace) -> None:
+    """`eval "$(fanout env)"`: what a shell needs to reach the running stack's endpoint with the AWS CLI or an SDK."""
+    import shlex
+
+    env = localenv.for_cli()
+    if not env.access_key_id:
+        raise CliError(
+            f"no credentials of a running stack in {env.state_dir} (start it with `make run`; "
+            "FANOUT_STATE_DIR or FANOUT_PORT must point at it)"
+        )
+    for key, value in (
+        ("AWS_ENDPOINT_URL", env.aws_endpoint),
+        ("AWS_REGION", env.region),
+        ("AWS_DEFAULT_REGION", env.region),
+        ("AWS_ACCESS_KEY_ID", env.access_key_id),
+        ("AWS_SECRET_ACCESS_KEY", env.secret_access_key),
+    ):
+        print(f"export {key}={shlex.quote(value)}")
+
+
+def _register_handler(env: localenv.LocalEnv, name: str, handler: str | None, path: str | None) -> None:
+    """Tell the running stack which code a subscribed consumer runs (only this run's key holder may)."""
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"secret": env.secret_access_key, "name": name, "handler": handler, "path": path}).encode()
+    request = urllib.request.Request(  # noqa: S310 (loopback only)
+        f"{env.api_url}/_local/handlers", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 (loopback only)
+            return
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message") or exc.reason
+        except ValueError:
+            message = exc.reason
+        raise CliError(f"the local stack refused the handler: {message}") from None
+    except OSError as exc:
+        raise CliError(f"no local stack at {env.api_url} ({exc}); start it with `make run`") from None
 
 
 def _policy_problem(policy: Any, where: str = "") -> str | None:
@@ -138,6 +186,9 @@ def cmd_subscribe(args: argparse.Namespace) -> None:
         # Never adopt a queue that exists already (another consumer's queue or DLQ): create or refuse.
         if consumers.queue_exists(stack.sqs, name):
             raise CliError(f"a queue named {name} already exists; choose another NAME")
+    if args.handler:
+        # Registered with the stack first (it checks the directory is yours alone); the queue only then.
+        _register_handler(stack.env, args.name, args.handler, tags.get(consumers.PATH_TAG))
     try:
         queues = consumers.ensure(
             stack.sqs,
@@ -155,6 +206,8 @@ def cmd_subscribe(args: argparse.Namespace) -> None:
     except Exception as exc:
         # Leave nothing half made: no queue without its subscription, no subscription without its filter.
         consumers.remove(stack.sqs, stack.sns, stack.topic_arn, queue_name, dlq_name)
+        if args.handler:
+            _register_handler(stack.env, args.name, None, None)
         if "FilterPolicy" in str(exc) or "Invalid parameter" in str(exc):
             raise CliError(f"the filter policy was refused: {exc}") from None
         raise
@@ -329,6 +382,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="endpoints, resources and consumers of the running stack")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_status)
+
+    ev = sub.add_parser("env", help="print the export lines that point the AWS CLI or an SDK at the running stack")
+    ev.set_defaults(func=cmd_env)
 
     sb = sub.add_parser("subscribe", help="add a queue (with its own DLQ) subscribed to the topic")
     sb.add_argument("name", metavar="NAME", help="queue name (letters, digits, '-', '_')")

@@ -17,6 +17,9 @@ from fanout import PROJECT_ROOT
 DEFAULT_SECRET = "fanout-local-dev-secret-not-for-production"
 ACCOUNT_ID = "123456789012"  # moto's default account
 HOST = "127.0.0.1"
+CREDENTIALS = "credentials.json"  # in the state dir, 0600: the emulated endpoint's keys for this run
+# What the CLI sends when no stack's credentials are readable: the endpoint refuses it with a 403 that says why.
+NO_CREDENTIALS = "fanout-no-stack-credentials"
 # The rate(...) expressions the local scheduler runs (cron(...) is AWS-only).
 RATE = re.compile(r"rate\(([1-9]\d*) (second|minute|hour|day)s?\)")
 
@@ -45,6 +48,9 @@ class LocalEnv:
     generator_schedule: str | None = None
     snapshot_seconds: float = 10.0
     generator_on: bool = True
+    # The emulated endpoint's credentials for this run (CREDENTIALS in the state dir); empty: no stack yet.
+    access_key_id: str = ""
+    secret_access_key: str = ""
 
     @property
     def api_url(self) -> str:
@@ -63,10 +69,42 @@ class LocalEnv:
             "AWS_ENDPOINT_URL": self.aws_endpoint,
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            # moto accepts any credentials; these are never real ones.
-            "AWS_ACCESS_KEY_ID": "fanout-local",
-            "AWS_SECRET_ACCESS_KEY": "fanout-local",
+            # The running stack's own per-run keys (its endpoint refuses any other); never real AWS ones.
+            "AWS_ACCESS_KEY_ID": self.access_key_id or NO_CREDENTIALS,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key or NO_CREDENTIALS,
         }
+
+    def with_credentials(self) -> LocalEnv:
+        """This environment with the credentials its state dir holds (written by the running stack)."""
+        found = read_credentials(self.state_dir)
+        if found is None:
+            return self
+        return dataclasses.replace(self, access_key_id=found[0], secret_access_key=found[1])
+
+
+def new_credentials() -> tuple[str, str]:
+    """A fresh access key id and secret for one run of the emulated endpoint."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_uppercase + string.digits
+    return "FANOUT" + "".join(secrets.choice(alphabet) for _ in range(14)), secrets.token_urlsafe(30)
+
+
+def read_credentials(state_dir: Path) -> tuple[str, str] | None:
+    """(access key id, secret) of the stack that uses `state_dir`, or None when there is none readable.
+
+    Only the user who runs the stack can read the file (0600 in a 0700 dir): that is the point.
+    """
+    import json
+
+    from fanout.local import safefs
+
+    try:
+        doc = json.loads(safefs.read_bytes(state_dir / CREDENTIALS))
+        return str(doc["access_key_id"]), str(doc["secret_access_key"])
+    except (OSError, ValueError, KeyError, TypeError, safefs.UnsafeStateError):
+        return None
 
 
 def load() -> LocalEnv:
@@ -101,7 +139,7 @@ def load() -> LocalEnv:
         generator_schedule=schedule,
         snapshot_seconds=float(every),
         generator_on=switch in ("on", "true", "1", "yes"),
-    )
+    ).with_credentials()
 
 
 def for_cli() -> LocalEnv:
@@ -131,4 +169,7 @@ def for_cli() -> LocalEnv:
         changes["region"] = str(info["region"])
     if not os.environ.get("FANOUT_STACK", "").strip() and info.get("stack"):
         changes["stack"] = str(info["stack"])
-    return dataclasses.replace(env, **changes) if changes else env
+    if not os.environ.get("FANOUT_STATE_DIR", "").strip() and info.get("state_dir"):
+        # Its credentials are in its state dir, readable only by the user who runs it.
+        changes["state_dir"] = Path(str(info["state_dir"]))
+    return dataclasses.replace(env, **changes).with_credentials() if changes else env

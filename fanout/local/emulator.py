@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from pathlib import Path
 
+from fanout.local.emulator_server import KEY_ENV
 from fanout.localenv import HOST
 
 
@@ -36,8 +40,10 @@ def _die_with_parent() -> None:
 
 
 class Emulator:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, state_dir: Path, access_key_id: str) -> None:
         self.port = port
+        self.state_dir = state_dir
+        self.access_key_id = access_key_id  # the only one its guard accepts
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,8 +56,9 @@ class Emulator:
                 f"port {self.port} is in use (another fanout running?); set FANOUT_AWS_PORT to a free port"
             )
         self.proc = subprocess.Popen(
-            # moto's server behind the guard that refuses web pages (Origin, foreign Host).
-            [sys.executable, "-m", "fanout.local.emulator_server", HOST, str(self.port)],
+            # moto's server behind the guard: this run's key id only, nothing from web pages, no /moto-api/.
+            [sys.executable, "-m", "fanout.local.emulator_server", HOST, str(self.port), str(self.state_dir)],
+            env={**os.environ, KEY_ENV: self.access_key_id},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
@@ -64,9 +71,16 @@ class Emulator:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise EmulatorError(f"moto server exited with code {self.proc.returncode}")
+            # Any HTTP answer to a request with this run's key id means it serves.
+            probe = urllib.request.Request(  # noqa: S310 (loopback only)
+                f"{self.url}/",
+                headers={"Authorization": f"AWS4-HMAC-SHA256 Credential={self.access_key_id}/probe, Signature=0"},
+            )
             try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):  # noqa: S310 (loopback only)
+                with urllib.request.urlopen(probe, timeout=1):  # noqa: S310 (loopback only)
                     return
+            except urllib.error.HTTPError:
+                return
             except OSError:
                 time.sleep(0.1)
         self.stop()

@@ -1,44 +1,101 @@
-"""moto's server behind a guard against web pages: `python -m fanout.local.emulator_server HOST PORT`.
+"""moto's server behind a guard: `python -m fanout.local.emulator_server HOST PORT STATE_DIR`.
 
-moto answers any origin with CORS headers and takes a fake SigV4 header, so without this any site
-open in the developer's browser could read and write all local data. SDKs and the AWS CLI never send
-`Origin`, and always send the Host they were pointed at; a browser's cross-site request carries an
-Origin, and a DNS-rebinding page a foreign Host. Both are refused with 403 and no CORS header, in
-front of moto's WSGI app (the same process, no extra hop).
+moto answers any origin with CORS headers, takes any credentials, and acts on plain GETs under
+/moto-api/ (start recording every request, replay a recording, reset its RNG). Without this guard
+any other user of the machine could drive the stack (and have it run their code), and any site open
+in the developer's browser could read and write all local data. So, in front of moto's WSGI app (the
+same process, no extra hop), the guard refuses with 403 and no CORS header:
+- a request whose SigV4 access key id is not this run's (FANOUT_EMULATOR_ACCESS_KEY_ID, random per
+  run, kept in the state dir, readable only by its user). The key id is checked, not the signature:
+  the key id is as secret as the secret key here (loopback only, never logged), and re-computing
+  SigV4 over moto's WSGI input for every protocol (S3's chunked payloads included) would be a second
+  implementation of botocore's signer;
+- anything under /moto-api/ (the stack needs none of it);
+- a request that carries `Origin`, `Referer` or any `Sec-Fetch-*` header (browsers send them, SDKs
+  and the CLI never do), or a Host other than this endpoint's own (DNS rebinding).
+moto's own files (a recording) go to the state dir, never to the current directory.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-REFUSAL = b'{"message": "the local AWS endpoint refuses requests from web pages (Origin or Host header)"}'
+KEY_ENV = "FANOUT_EMULATOR_ACCESS_KEY_ID"
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+FROM_PAGES = "the local AWS endpoint refuses requests from web pages (Origin, Referer, Sec-Fetch-* or Host header)"
+MOTO_API = "the local AWS endpoint does not serve moto's /moto-api/ routes"
+WRONG_KEY = (
+    'the local AWS endpoint accepts only the credentials of its own run; set them with eval "$(.venv/bin/fanout env)"'
+)
 
 
-def guard(app: WsgiApp, port: int) -> WsgiApp:
+def access_key_id(environ: dict[str, Any]) -> str | None:
+    """The access key id a SigV4 request names (Authorization header, or X-Amz-Credential of a presigned URL)."""
+    header = str(environ.get("HTTP_AUTHORIZATION", ""))
+    if header:
+        found = _CREDENTIAL.search(header) if header.startswith("AWS4-HMAC-SHA256 ") else None
+        return found.group(1) if found else None
+    credential = parse_qs(str(environ.get("QUERY_STRING", ""))).get("X-Amz-Credential")
+    return credential[-1].split("/", 1)[0] if credential else None
+
+
+def _refusal(environ: dict[str, Any], message: str) -> tuple[bytes, str]:
+    # In the shape the caller's SDK parses, so the CLI or boto3 shows the message itself.
+    wants_json = "HTTP_X_AMZ_TARGET" in environ or "json" in str(environ.get("CONTENT_TYPE", ""))
+    if wants_json:
+        import json
+
+        return json.dumps({"__type": "AccessDeniedException", "message": message}).encode(), "application/json"
+    body = f"<ErrorResponse><Error><Code>AccessDenied</Code><Message>{message}</Message></Error></ErrorResponse>"
+    return body.encode(), "text/xml"
+
+
+def refusal(environ: dict[str, Any], own_hosts: frozenset[str], key_id: str) -> str | None:
+    """Why the guard refuses this request, or None to hand it to moto."""
+    if environ.get("HTTP_HOST", "").strip().lower() not in own_hosts:
+        return FROM_PAGES
+    if any(k == "HTTP_ORIGIN" or k == "HTTP_REFERER" or k.startswith("HTTP_SEC_FETCH_") for k in environ):
+        return FROM_PAGES
+    if str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
+        return MOTO_API
+    if access_key_id(environ) != key_id:
+        return WRONG_KEY
+    return None
+
+
+def guard(app: WsgiApp, port: int, key_id: str) -> WsgiApp:
     # 127.0.0.1, localhost or [::1] with this port: SDKs address S3 path-style on these names.
     own = frozenset(f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]"))
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if "HTTP_ORIGIN" in environ or environ.get("HTTP_HOST", "").strip().lower() not in own:
-            start_response(
-                "403 Forbidden",
-                [("Content-Type", "application/json"), ("Content-Length", str(len(REFUSAL)))],
-            )
-            return [REFUSAL]
+        why = refusal(environ, own, key_id)
+        if why is not None:
+            body, ctype = _refusal(environ, why)
+            start_response("403 Forbidden", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+            return [body]
         return app(environ, start_response)
 
     return guarded
 
 
 def main(argv: list[str]) -> None:
-    host, port = argv[0], int(argv[1])
+    host, port, state_dir = argv[0], int(argv[1]), argv[2]
+    key_id = os.environ.pop(KEY_ENV, "")
+    if not key_id:
+        sys.exit(f"{KEY_ENV} is not set: the emulated endpoint does not run without its credentials")
     # No CORS headers from moto at all: nothing here is for browsers.
     os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
     os.environ.setdefault("MOTO_PORT", str(port))
+    # moto's recorder writes to the current directory unless told otherwise: the state dir (0700) instead.
+    os.environ["MOTO_RECORDER_FILEPATH"] = str(Path(state_dir) / "moto_recording")
+    os.chdir(state_dir)
     import signal
 
     from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -48,7 +105,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(host, port, guard(app, port), threaded=True, request_handler=MotoRequestHandler)
+    run_simple(host, port, guard(app, port, key_id), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

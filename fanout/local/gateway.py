@@ -14,10 +14,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import fnmatch
+import io
 import json
 import logging
 import mimetypes
 import re
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -41,6 +44,19 @@ log = logging.getLogger("fanout.local.gateway")
 MAX_BODY = 64 * 1024
 # A connection that sends nothing for this long is closed: idle or half-open sockets do not pin threads.
 IDLE_TIMEOUT = 20.0
+# The whole request head (request line and headers, or the wait for the next request on a kept-alive
+# connection) must arrive within this, and a body within BODY_SECONDS: a client that sends a byte now
+# and then holds its thread no longer than that.
+HEAD_SECONDS = 10.0
+BODY_SECONDS = 30.0
+# Connections served at once (a thread each); beyond it a new connection gets 503 and is closed, so
+# thousands of connections cannot exhaust threads or memory, and a stop stays quick.
+MAX_CONNECTIONS = 512
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"Retry-After: 1\r\nContent-Length: 60\r\n\r\n"
+    b'{"message": "the local stack has too many open connections"}'
+)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 API_ID, STAGE = "local", "local"
 AUTHORIZED = {("POST", "/data"): "/data", ("GET", "/data"): "/data", ("GET", "/data/{id}"): "/data/{id}"}
@@ -55,6 +71,71 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # The stdlib default backlog of 5 resets connections under a burst of concurrent clients.
     request_queue_size = 512
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], slots: int) -> None:
+        self.slots = threading.BoundedSemaphore(slots)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self._busy(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def _busy(self, request: socket.socket) -> None:
+        # From the accepting thread, so never blocking: one non-blocking send (it fits any socket buffer).
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            request.send(BUSY)
+        self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer is not an error of ours; anything else is logged, one record.
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        log.exception("gateway connection error")
+
+
+class _Deadline:
+    """The time by which the current read must be done (None: only the per-read idle timeout)."""
+
+    def __init__(self, idle: float) -> None:
+        self.idle = idle
+        self.at: float | None = None
+
+    def timeout(self) -> float:
+        if self.at is None:
+            return self.idle
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request head or body not received in time")
+        return min(self.idle, left)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's raw reader whose every recv is bounded by what is left of the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        super().__init__()
+        self.sock = sock
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        self.sock.settimeout(self.deadline.timeout())
+        return self.sock.recv_into(b)
 
 
 @dataclass
@@ -107,6 +188,7 @@ class Gateway:
         idle_timeout: float = IDLE_TIMEOUT,
         asyncapi: Callable[[], dict[str, Any]] | None = None,
         local: Callable[[str, str, str, bytes], Any] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         # /_local/... (trace, figures, DLQs, replay) and /console: fanout.local.localapi.LocalApi.handle
         self.local = local
@@ -131,7 +213,7 @@ class Gateway:
             # StreamRequestHandler applies it to the socket: every read (request line, headers, body) and write.
             timeout = idle_timeout
 
-        self.server = _Server(("127.0.0.1", port), Handler)
+        self.server = _Server(("127.0.0.1", port), Handler, max_connections)
         bound = self.server.server_address[1]
         # This stack's own names, as a browser on this machine writes them (Host has the port, Origin the scheme).
         self.hosts = frozenset(f"{h}:{bound}" for h in ("127.0.0.1", "localhost", "[::1]"))
@@ -187,6 +269,26 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "fanout-local"
     sys_version = ""
 
+    def setup(self) -> None:
+        super().setup()
+        # Reads go through a deadline: the head (and the body) must arrive in time, not just each byte.
+        self.deadline = _Deadline(self.timeout or IDLE_TIMEOUT)
+        self.rfile.close()  # the stdlib's reader, nothing read from it yet
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self.deadline))
+
+    def _head_done(self) -> None:
+        self.deadline.at = None
+        self.connection.settimeout(self.deadline.idle)  # writes get the idle timeout, not what was left
+
+    def handle_one_request(self) -> None:
+        self.deadline.at = time.monotonic() + HEAD_SECONDS
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers: the head is complete once it returns
+        self._head_done()
+        return ok
+
     def log_message(self, format: str, *args: Any) -> None:
         # The request line is the client's text: escaped, so it cannot forge lines or drive a terminal.
         log.debug("%s %s", self.address_string(), printable(format % args))
@@ -224,12 +326,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._json(413, {"message": f"body is larger than {MAX_BODY // 1024} KiB"})
             return None
-        return self.rfile.read(length) if length else b""
+        if not length:
+            return b""
+        self.deadline.at = time.monotonic() + BODY_SECONDS
+        try:
+            return self.rfile.read(length)
+        finally:
+            self._head_done()
 
     def _dispatch(self) -> None:
         if self.gw.stopping:
             self.close_connection = True
-            self._json(503, {"message": "the local stack is stopping"}, {"Connection": "close"})
+            with contextlib.suppress(OSError):  # the client may already be gone
+                self._json(503, {"message": "the local stack is stopping"}, {"Connection": "close"})
             return
         try:
             # Before any route, so every handler (the API, the web app, /_local/..., the console) is covered.
@@ -241,7 +350,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception:
             log.exception("gateway error on %s %s", self.command, printable(self.path))
-            self._json(500, {"message": "Internal server error"})
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # the client may already be gone
+                self._json(500, {"message": "Internal server error"})
 
     def _refused(self) -> bool:
         """Answer and close when the framing is ambiguous or the request comes from another site; True if so."""

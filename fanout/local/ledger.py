@@ -304,19 +304,20 @@ class Ledger:
         if changes == self._saved_at_change and path.is_file():
             return
         doc = self.dump()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, separators=(",", ":")), "utf-8")
-        tmp.replace(path)
+        from fanout.local import safefs  # never through a link planted in the state dir
+
+        safefs.write_atomic(path, lambda fh: fh.write(json.dumps(doc, separators=(",", ":"))))
         self._saved_at_change = changes
 
     @classmethod
     def load(cls, path: Path, capacity: int = CAPACITY) -> Ledger:
         ledger = cls(capacity)
-        if not path.is_file():
+        from fanout.local import safefs
+
+        if not safefs.is_file(path):
             return ledger
         try:
-            doc = json.loads(path.read_text("utf-8"))
+            doc = json.loads(safefs.read_bytes(path))
             for raw in doc.get("events", [])[-capacity:]:
                 e = _Event.load(raw)
                 ledger._events[e.id] = e

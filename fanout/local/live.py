@@ -12,7 +12,11 @@
   subscription or rule and pollers; changed ones are updated; removed ones are unsubscribed and
   their pollers stop (their queues stay while they hold messages). An invalid edit is reported
   with the key and the running topology stays as it was.
-Watching uses watchfiles (inotify where available), not a polling loop of our own.
+Watching uses watchfiles (inotify where available), not a polling loop of our own. It watches
+directories one by one, never a whole tree: watchfiles holds the GIL while it sets a watch up, so a
+`--path` to a big checkout (a .git, a node_modules) froze the API, the pollers and Ctrl+C for as long
+as it took. A `--path` handler's watch is its directory itself (its top-level modules), the packages
+on its module's path and, for a package, that package's tree, without .git, node_modules or .venv.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ from fanout.localenv import LocalEnv
 log = logging.getLogger("fanout.local")
 HANDLER_TAG = consumers.HANDLER_TAG  # on the queue of a `fanout subscribe --handler` consumer: MODULE:FUNCTION
 PATH_TAG = consumers.PATH_TAG  # and the directory its module is imported from
+# Directories never watched: not code, and often huge.
+SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache"})
+MAX_WATCHED_DIRS = 1000  # per tree: a package bigger than this is watched in part (said once)
 # Variables a process needs to run at all (Lambda's runtime sets its own equivalents).
 PROCESS_VARS = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR", "VIRTUAL_ENV")
 
@@ -178,8 +185,36 @@ def broken_reporter(kind: str, where: str = "") -> Callable[[str, str], None]:
     return report
 
 
+def tree_dirs(root: Path, limit: int = MAX_WATCHED_DIRS) -> list[Path]:
+    """root and the directories under it that may hold code (no dot dirs, no SKIP_DIRS), at most `limit`."""
+    found: list[Path] = []
+    for here, dirs, _ in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        found.append(Path(here))
+        if len(found) >= limit:
+            log.warning("watching only the first %d directories under %s for code changes", limit, root)
+            break
+    return found
+
+
+def handler_dirs(spec: str, path: str) -> list[Path]:
+    """What to watch for a `--path` handler: the directory itself (not its subtree), each package on the
+    module's dotted path (its __init__.py), the module's own directory, and a package module's tree."""
+    here = Path(path)
+    dirs = [here]
+    parts = spec.split(":", 1)[0].split(".")
+    for part in parts[:-1]:
+        here = here / part
+        dirs.append(here)
+    package = here / parts[-1]
+    if package.is_dir():
+        dirs += tree_dirs(package)
+    return dirs
+
+
 class Watcher(threading.Thread):
-    """watchfiles on some paths; calls back with the paths that changed (debounced)."""
+    """watchfiles on some directories, each without its subdirectories unless `recursive`; calls back with
+    the paths that changed (debounced). A directory created in a watched one makes it look again."""
 
     def __init__(
         self,
@@ -215,8 +250,11 @@ class Watcher(threading.Thread):
                     rust_timeout=500,
                     recursive=self.recursive,
                 ):
+                    changed = {Path(p) for _, p in changes}
+                    if not self.recursive and any(p.is_dir() for p in changed):
+                        self.rewatch.set()  # a new directory (a new package): watched from the next round
                     try:
-                        self.on_change({Path(p) for _, p in changes})
+                        self.on_change(changed)
                     except Exception:
                         log.exception("applying a change failed")
             except Exception:
@@ -244,5 +282,10 @@ class _Either:
         return self.a.is_set() or self.b.is_set()
 
 
-def code_dirs(extra: list[str]) -> list[Path]:
-    return [PROJECT_ROOT / "handlers", *(Path(p) for p in extra)]
+def code_dirs(subscribed: list[tuple[str, str | None]]) -> list[Path]:
+    """Every directory watched for code: the project's handlers/ tree and each `--path` handler's own."""
+    dirs = tree_dirs(PROJECT_ROOT / "handlers")
+    for spec, path in subscribed:
+        if path:
+            dirs += handler_dirs(spec, path)
+    return dirs

@@ -66,6 +66,7 @@ class LocalApi:
         ledger: Ledger,
         cost: Callable[[], dict[str, Any]] | None = None,
         load_errors: Callable[[], dict[str, str]] | None = None,
+        handlers: Callable[[bytes], tuple[int, dict[str, Any]]] | None = None,
     ) -> None:
         from botocore.config import Config
 
@@ -79,6 +80,8 @@ class LocalApi:
         self.ledger = ledger
         self.cost = cost
         self.load_errors = load_errors or dict
+        # POST /_local/handlers: `fanout subscribe --handler` registers its code (fanout/local/registry.py).
+        self.handlers = handlers
         self._found: dict[str, consumers.ConsumerQueues] = {}
         self._found_at = 0.0
         self._figures: tuple[float, dict[str, Any]] | None = None
@@ -111,6 +114,7 @@ class LocalApi:
             (rf"/_local/consumers/{CONSUMER}/dlq/redrive", self.redrive),
             (rf"/_local/consumers/{CONSUMER}/dlq/purge", self.purge),
             (r"/_local/replay", lambda: self.replay(body)),
+            (r"/_local/handlers", lambda: self.register_handler(body)),
         ]
         for routes, allowed in ((gets, ("GET", "HEAD")), (posts, ("POST",))):
             for pattern, fn in routes:
@@ -322,6 +326,12 @@ class LocalApi:
         if isinstance(q, Answer):
             return q
         return _json(200, {"consumer": name, "purged": consumers.purge(self.sqs, str(q.dlq_url))})
+
+    def register_handler(self, body: bytes) -> Answer:
+        if self.handlers is None:
+            return _error(404, "this stack runs no registered handlers")
+        status, doc = self.handlers(body)
+        return _json(status, doc)
 
     # ------------------------------------------------------------------ replay
 

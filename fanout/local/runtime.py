@@ -17,12 +17,11 @@ from fanout.local.environments import FunctionProcess, load_handler
 from fanout.local.gateway import Gateway
 from fanout.local.ledger import Ledger, install_failure_capture
 from fanout.local.live import (
-    HANDLER_TAG,
-    PATH_TAG,
     ConsumerRunner,
     LinkedEvent,
     Watcher,
     broken_reporter,
+    code_dirs,
     process_environment,
     say,
     subscribed_environment,
@@ -30,8 +29,10 @@ from fanout.local.live import (
 from fanout.local.localapi import LocalApi
 from fanout.local.poller import OnBatch
 from fanout.local.provision import cursor_secret_id, provision, provision_consumer
+from fanout.local.registry import UNCLAIMED_SECONDS, Registry, RegistryError
+from fanout.local.registry import check as check_handler
 from fanout.local.scheduler import Scheduler, rate_seconds
-from fanout.local.state import TRACE, LocalState, Snapshotter
+from fanout.local.state import HANDLERS, TRACE, LocalState, Snapshotter
 from fanout.local.trace import Taps
 from fanout.local.trace import report as trace_report
 from fanout.localenv import LocalEnv
@@ -85,6 +86,8 @@ class Runtime:
     functions: dict[str, FunctionProcess] = field(default_factory=dict)  # api, authorizer, generator
     runners: dict[str, ConsumerRunner] = field(default_factory=dict)  # consumers with a handler, by name
     subscribed: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # name -> (handler, path)
+    registry: Registry | None = None  # what `fanout subscribe --handler` registered (handlers.json)
+    _refused: dict[str, str] = field(default_factory=dict)  # name -> why its registered handler does not run
     _apply_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
@@ -95,8 +98,11 @@ class Runtime:
         # Before anything starts: two stacks writing one state dir would overwrite each other's snapshots.
         self.state = LocalState(self.env.state_dir, self.topo, self.env)
         self.state.lock()
+        # This run's keys for the emulated endpoint: the CLI and `fanout env` read them from the state dir.
+        self.env = self.state.env = self.state.new_credentials()
+        self.registry = Registry(self.env.state_dir / HANDLERS, self.env.secret_access_key)
         self.ledger = self.state.ledger = Ledger.load(self.env.state_dir / TRACE)
-        self.emulator = Emulator(self.env.aws_port)
+        self.emulator = Emulator(self.env.aws_port, self.env.state_dir, self.env.access_key_id)
         self.emulator.start()
         # Handlers find AWS through boto3's standard environment, exactly as on Lambda.
         os.environ.update(handler_environ(self.env, self.topo))
@@ -126,7 +132,13 @@ class Runtime:
             web_dir=PROJECT_ROOT / "web",
             ready=self.healthy,
             # What `fanout` asks for (GET /_local/stack) when only FANOUT_PORT points it at this stack.
-            info={"aws_endpoint": self.env.aws_endpoint, "region": self.env.region, "stack": self.env.stack},
+            # The state dir, where its user (only) finds the endpoint's credentials.
+            info={
+                "aws_endpoint": self.env.aws_endpoint,
+                "region": self.env.region,
+                "stack": self.env.stack,
+                "state_dir": str(self.env.state_dir.resolve()),
+            },
             asyncapi=self.asyncapi_document,
             local=LocalApi(
                 session=session,
@@ -135,6 +147,7 @@ class Runtime:
                 ledger=self.ledger,
                 cost=lambda: self.meter.panel(self.ledger.published_total),
                 load_errors=self.load_errors,
+                handlers=self.registry.handle,
             ).handle,
         )
         self.gateway.start()
@@ -274,9 +287,10 @@ class Runtime:
         config = PROJECT_ROOT / f"Pulumi.{self.env.stack}.yaml"
         code = Watcher(
             "watch-code",
-            lambda: [PROJECT_ROOT / "handlers", *(Path(p) for _, p in self.subscribed.values() if p)],
+            lambda: code_dirs(list(self.subscribed.values())),
             self.reload_code,
             self.stop_event,
+            recursive=False,  # directory by directory: never a whole --path tree (see fanout/local/live.py)
         )
         self._code_watcher = code
         stack = Watcher(
@@ -400,17 +414,35 @@ class Runtime:
                 log.exception("could not look for subscribed consumers' handlers")
 
     def _sync_subscribed(self) -> None:
-        """Run (or stop) the handlers of consumers added with `fanout subscribe --handler`."""
+        """Run (or stop) the handlers registered with `fanout subscribe --handler`, for consumers on the topic.
+
+        Code locations come from the registry the CLI wrote through this stack, checked again here; never
+        from the emulated endpoint (queue tags), which is not proof of who asked.
+        """
+        registered = self.registry.entries() if self.registry is not None else {}
+        if not registered and not self.subscribed:
+            return
         sns = self.session.client("sns")
         declared = {c.name for c in self.topo.consumers}
         found = consumers.discover(self._sqs, sns, self.env.topic_arn(self.topo.topic_name))
         wanted: dict[str, tuple[str, str | None]] = {}
-        for name, queues in found.items():
+        for name, reg in registered.items():
             if name in declared:
                 continue
-            tags = self._sqs.list_queue_tags(QueueUrl=queues.queue_url).get("Tags", {})
-            if HANDLER_TAG in tags:
-                wanted[name] = (tags[HANDLER_TAG], tags.get(PATH_TAG) or None)
+            if name not in found:
+                # Unsubscribed, or its queue never came (the CLI stopped half-way): forget it.
+                if self.registry is not None and (name in self.subscribed or time.time() - reg.at > UNCLAIMED_SECONDS):
+                    self.registry.remove(name)
+                continue
+            try:
+                check_handler(reg.handler, reg.path)
+            except RegistryError as exc:
+                if self._refused.get(name) != str(exc):
+                    say(f"consumer {name}: not running {reg.handler}: {exc}")
+                    self._refused[name] = str(exc)
+                continue
+            self._refused.pop(name, None)
+            wanted[name] = (reg.handler, reg.path)
         for name in list(self.subscribed):
             if wanted.get(name) != self.subscribed[name]:
                 runner = self.runners.pop(name, None)

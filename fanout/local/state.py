@@ -7,6 +7,11 @@ What is kept, under the state dir (FANOUT_STATE_DIR, default .fanout/):
   trace.json                 the trace ledger: what became of the last events (`fanout trace`)
   queues.json                messages waiting in queues and DLQs at a clean stop (body, attributes,
                              receive count); loaded once at the next start, then removed
+  handlers.json              the handlers `fanout subscribe --handler` registered (module, directory)
+  credentials.json           the emulated endpoint's keys for the current run (`fanout env`)
+The dir is 0700 and must belong to the user who runs the stack; nothing in it is opened through a
+link (fanout/local/safefs.py). A file that cannot be read at start (truncated by a crash, say) is
+moved aside as `<name>.unreadable`, named in one line, and the stack starts without it.
 What is not: messages in queues after a crash (they are saved on a clean stop only: reading a
 queue while its pollers run would count as receives), SQS receipts, and anything created by
 hand outside these resources.
@@ -35,8 +40,9 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fanout import consumers
+from fanout.local import safefs
 from fanout.local.ledger import Ledger
-from fanout.localenv import LocalEnv
+from fanout.localenv import CREDENTIALS, LocalEnv, new_credentials
 from fanout.topology import Topology
 
 log = logging.getLogger("fanout.local.state")
@@ -44,12 +50,30 @@ LOCK = ".lock"
 TABLES, S3, CONSUMERS = "tables", "s3", "consumers.json"
 TRACE = "trace.json"  # the trace ledger (fanout/local/ledger.py)
 QUEUES = "queues.json"  # messages waiting in the consumers' queues and DLQs at the last clean stop
-ENTRIES = (TABLES, S3, CONSUMERS, TRACE, QUEUES, LOCK)
+HANDLERS = "handlers.json"  # what `fanout subscribe --handler` registered: name -> module:function, directory
+ENTRIES = (TABLES, S3, CONSUMERS, TRACE, QUEUES, HANDLERS, CREDENTIALS, "moto_recording", LOCK)
 HIDE_SECONDS = 300  # restoring receive counts: messages already restored stay out of the way this long
 
 
 class StateError(RuntimeError):
     pass
+
+
+def _unreadable(path: Path, exc: Exception) -> None:
+    """A state file that does not parse: kept aside, said in one line; the stack starts without it."""
+    aside = safefs.set_aside(path)
+    log.warning("state file %s is unreadable (%s); moved it to %s and started without it", path, exc, aside.name)
+
+
+def _load_json(path: Path) -> Any:
+    """A state file's JSON, or None when absent or unreadable (then set aside, see _unreadable)."""
+    if not safefs.is_file(path):
+        return None
+    try:
+        return json.loads(safefs.read_bytes(path))
+    except (ValueError, UnicodeDecodeError) as exc:
+        _unreadable(path, exc)
+        return None
 
 
 class _OutOfTime(Exception):
@@ -68,17 +92,19 @@ def _decode(obj: dict[str, Any]) -> Any:
 
 
 def _write_atomic(path: Path, write: Callable[[TextIO], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        write(fh)
-    tmp.replace(path)
+    safefs.write_atomic(path, write)
 
 
 def _safe_key_path(root: Path, key: str) -> Path | None:
     """Where an S3 key is mirrored, or None for a key that would escape the mirror (e.g. '../x')."""
-    path = (root / key).resolve()
-    return path if path.is_relative_to(root.resolve()) and not key.endswith("/") else None
+    parts = key.split("/")
+    if not key or key.endswith("/") or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return None
+    path = root.joinpath(*parts)
+    # The directories are resolved (a link among them must not lead out); the file itself is never
+    # followed: it is replaced by a rename or unlinked, both of which act on a link, not its target.
+    parent = path.parent.resolve()
+    return parent / path.name if parent.is_relative_to(root.resolve()) else None
 
 
 def _read_pid(fd: int) -> int | None:
@@ -143,10 +169,16 @@ class LocalState:
         it, so the lock is taken over with a one-line note. Should something still hold the flock
         while the pid in the file is gone (a stray child that inherited it), the file is replaced.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            safefs.private_dir(self.root)
+        except safefs.UnsafeStateError as exc:
+            raise StateError(str(exc)) from None
         path = self.root / LOCK
         for attempt in range(4):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = safefs.open_fd(path, os.O_RDWR | os.O_CREAT)
+            except safefs.UnsafeStateError as exc:
+                raise StateError(f"{exc}; remove it") from None
             previous = _read_pid(fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -179,6 +211,19 @@ class LocalState:
             return
         raise StateError(f"could not take the lock {path}; stop the other stack or set FANOUT_STATE_DIR")
 
+    def new_credentials(self) -> LocalEnv:
+        """Fresh keys for this run's emulated endpoint, written 0600 to the state dir; the env that carries them."""
+        key_id, secret = new_credentials()
+        doc = {"access_key_id": key_id, "secret_access_key": secret}
+        try:
+            safefs.write_bytes_atomic(self.root / CREDENTIALS, json.dumps(doc).encode())
+        except safefs.UnsafeStateError as exc:
+            raise StateError(str(exc)) from None
+        import dataclasses
+
+        self.env = dataclasses.replace(self.env, access_key_id=key_id, secret_access_key=secret)
+        return self.env
+
     def unlock(self) -> None:
         if self._lock_fd is not None:
             # Remove the file while still holding the flock (and only if it is ours), so that a .lock found
@@ -206,9 +251,13 @@ class LocalState:
 
     def _restore_table(self, ddb: Any, table: str) -> int:
         path = self.root / TABLES / f"{table}.jsonl"
-        if not path.is_file():
+        if not safefs.is_file(path):
             return 0
-        items = [json.loads(line, object_hook=_decode) for line in path.read_text("utf-8").splitlines() if line]
+        try:
+            items = [json.loads(line, object_hook=_decode) for line in safefs.read_text(path).splitlines() if line]
+        except (ValueError, UnicodeDecodeError) as exc:
+            _unreadable(path, exc)
+            return 0
         for start in range(0, len(items), 25):
             pending = [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
             while pending:  # moto never throttles, but honour UnprocessedItems anyway
@@ -219,20 +268,19 @@ class LocalState:
     def _restore_bucket(self, s3: Any, bucket: str) -> int:
         root = self.root / S3 / bucket
         mirrored = self._mirrored.setdefault(bucket, {})
-        if not root.is_dir():
+        if not root.is_dir() or root.is_symlink():
             return 0
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".tmp")):
+        for path in sorted(p for p in safefs.files_under(root) if not p.name.endswith(".tmp")):
             key = path.relative_to(root).as_posix()
-            etag = s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())["ETag"]
+            etag = s3.put_object(Bucket=bucket, Key=key, Body=safefs.read_bytes(path))["ETag"]
             mirrored[key] = etag
         return len(mirrored)
 
     def _restore_consumers(self, session: Any) -> int:
-        path = self.root / CONSUMERS
-        if not path.is_file():
+        saved = _load_json(self.root / CONSUMERS)
+        if not saved:
             return 0
         sqs, sns = session.client("sqs"), session.client("sns")
-        saved = json.loads(path.read_text("utf-8"))
         for c in saved:
             consumers.ensure(
                 sqs,
@@ -245,7 +293,8 @@ class LocalState:
                 visibility_timeout=self.env.visibility_timeout,
                 filter_policy=c.get("filter_policy"),
                 filter_scope=c.get("filter_scope", "MessageAttributes"),
-                tags=c.get("tags") or None,  # `fanout subscribe --handler`: the handler runs again
+                # Descriptive only: which code runs comes from HANDLERS, never from the emulator.
+                tags=c.get("tags") or None,
             )
         return len(saved)
 
@@ -288,6 +337,8 @@ class LocalState:
 
     def _snapshot_bucket(self, s3: Any, bucket: str, check: Callable[[], None]) -> None:
         root = self.root / S3 / bucket
+        safefs.subdir(self.root / S3)
+        safefs.subdir(root)
         mirrored = self._mirrored.setdefault(bucket, {})
         listed: dict[str, str] = {}
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
@@ -300,10 +351,8 @@ class LocalState:
             if path is None:
                 continue
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(body)
-            tmp.replace(path)
+            safefs.subdir(path.parent)
+            safefs.write_bytes_atomic(path, body)
             mirrored[key] = etag
         for key in set(mirrored) - set(listed):
             path = _safe_key_path(root, key)
@@ -394,9 +443,9 @@ class LocalState:
     def _restore_queues(self, sqs: Any) -> int:
         """Put the saved messages back, each once, with its receive count; then forget them."""
         path = self.root / QUEUES
-        if not path.is_file():
+        saved = _load_json(path)
+        if saved is None:
             return 0
-        saved = json.loads(path.read_text("utf-8"))
         restored = 0
         for name, messages in saved.items():
             try:
@@ -486,8 +535,8 @@ def reset(root: Path) -> list[str]:
     if not root.exists():
         return []
     lock = root / LOCK
-    if lock.exists():
-        fd = os.open(lock, os.O_RDWR)
+    if safefs.is_file(lock):
+        fd = safefs.open_fd(lock, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -499,10 +548,10 @@ def reset(root: Path) -> list[str]:
     removed = []
     for entry in ENTRIES:
         path = root / entry
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+        elif os.path.lexists(path):
+            path.unlink()  # a link itself, never what it points to
         else:
             continue
         removed.append(entry)

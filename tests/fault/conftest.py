@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fanout.local.emulator import Emulator
+from fanout.localenv import new_credentials
 from tests.fault.harness import REPORT, World, make_world
 
 
@@ -19,8 +20,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[Emulator]:
-    em = Emulator(_free_port())
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    em = Emulator(_free_port(), tmp_path_factory.mktemp("emulator"), new_credentials()[0])
     em.start()
     try:
         yield em

@@ -7,6 +7,7 @@ the persister announced. Faults are injected into the handlers' own boto3 client
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -186,7 +187,8 @@ def make_world(emulator: Emulator, tmp: Path, visibility_timeout: int, monkeypat
         "AWS_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-    env = load_env()
+    # The emulator accepts only its own key id (the secret is not checked).
+    env = dataclasses.replace(load_env(), access_key_id=emulator.access_key_id, secret_access_key="fault")
     topo = topology.from_config("dev", {"prefix": prefix})
     for name, value in handler_environ(env, topo).items():
         monkeypatch.setenv(name, value)

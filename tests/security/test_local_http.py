@@ -183,16 +183,17 @@ def test_content_length_must_be_digits_only(stack: Stack) -> None:
 
 
 # ------------------------------------------------------------------------- the AWS emulator
-def _scan_request(stack: Stack, **headers: str) -> requests.Response:
-    """The DynamoDB Scan a page can POST: text/plain body, a made-up SigV4 header, no preflight needed."""
+def _scan_request(stack: Stack, key_id: str | None = None, **headers: str) -> requests.Response:
+    """The DynamoDB Scan a page can POST: text/plain body, a SigV4 header (the run's key id unless given)."""
     table = json.loads(stack.cli("status", "--json").stdout)["table_name"]
+    key_id = key_id or stack.credentials()[0]
     return requests.post(
         stack.aws_endpoint,
         data=json.dumps({"TableName": table}),
         headers={
             "Content-Type": "text/plain",
             "X-Amz-Target": "DynamoDB_20120810.Scan",
-            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/dynamodb/aws4_request, "
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={key_id}/20260101/us-east-1/dynamodb/aws4_request, "
             "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64,
             **headers,
         },

@@ -56,15 +56,23 @@ class Stack:
             raise AssertionError(f"fanout {' '.join(args)} failed: {result.stderr}")
         return result
 
+    def credentials(self) -> tuple[str, str]:
+        """This run's keys for the emulated endpoint (it refuses any other), from the stack's state dir."""
+        import json
+
+        doc = json.loads((self.state_dir / "credentials.json").read_text())
+        return doc["access_key_id"], doc["secret_access_key"]
+
     def boto(self, service: str) -> Any:
         import boto3
 
+        key_id, secret = self.credentials()
         return boto3.client(
             service,
             endpoint_url=self.aws_endpoint,
             region_name=self.env["AWS_REGION"],
-            aws_access_key_id="e2e",
-            aws_secret_access_key="e2e",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
         )
 
 
