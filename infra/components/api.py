@@ -80,15 +80,15 @@ ACCESS_LOG_FORMAT = json.dumps(
 
 
 def method_path(route_key: str) -> str:
-    """'GET /data/{id}' -> 'data~1{id}/GET', the key of a stage's method settings.
+    """'GET /data/{id}' -> '~1data~1{id}/GET', the key of a stage's method settings.
 
-    The provider sends it as the patch path `/<method_path>/throttling/rateLimit` (UpdateStage), a
-    JSON Pointer in which every "/" inside the resource path must be escaped as "~1" (API Gateway
-    API reference, PatchOperation.path); `data/{id}/GET` is refused as "Invalid method setting
-    path". The leading "/" is dropped, as the provider's docs for method_path ask.
+    API Gateway keys method settings by the resource path with every "/" escaped as "~1" (a JSON
+    Pointer token, API Gateway API reference, PatchOperation.path), the leading one included: it is
+    what `get-stage` returns as the key, and what the provider compares on refresh, so any other
+    form either misses the method or is re-created on every `up` (terraform-provider-aws#9738).
     """
     method, path = route_key.split(" ", 1)
-    return f"{path.lstrip('/').replace('/', '~1')}/{method}"
+    return f"{path.replace('/', '~1')}/{method}"
 
 
 class DataApi(pulumi.ComponentResource):
@@ -348,7 +348,8 @@ class DataApi(pulumi.ComponentResource):
         limits = {"*/*": settings.throttle} | {method_path(k): v for k, v in settings.method_throttles.items()}
         self.method_settings = {}
         for path, throttle in limits.items():
-            slug = path.replace("*/*", "all").replace("/", "-").replace("{", "").replace("}", "").replace(".", "-")
+            readable = "all" if path == "*/*" else path.replace("~1", "/").strip("/")
+            slug = readable.replace("/", "-").replace("{", "").replace("}", "").replace(".", "-")
             self.method_settings[path] = aws.apigateway.MethodSettings(
                 f"{name}-settings-{slug.lower()}",
                 rest_api=rest_api.id,

@@ -44,7 +44,7 @@ def variant_config() -> dict:
     config["identity"] = {"mode": "hs256"}
     config["alarms"] = True
     config["alarmEmail"] = "oncall@fanout-team.io"
-    # A nested route's method setting: its path must be escaped (data~1{id}/GET).
+    # A nested route's method setting: its path must be escaped (~1data~1{id}/GET).
     config["throttle"] = {"rateLimit": 20, "burstLimit": 40, "methods": {"GET /data/{id}": {"rateLimit": 5}}}
     config["logRetentionDays"] = 30
     config["tracingSdk"] = True
