@@ -48,19 +48,23 @@ class EventArchive(pulumi.ComponentResource):
         self.public_access_block = private.public_access_block
         self.ownership = private.ownership
         self.encryption = private.encryption
+        # The archive keeps events as long as the stack's archive retention says (the bus archive too),
+        # then S3 deletes them. No transition to Infrequent Access: S3 does not transition objects under
+        # 128 KB (S3 user guide, "Transitioning objects using Amazon S3 Lifecycle"), and archive objects
+        # are smaller than that.
         self.lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=self.bucket.id,
             rules=[
                 aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="infrequent-access-after-30-days",
+                    id=f"expire-after-{settings.archive_retention_days}-days",
                     status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=OBJECT_PREFIX),
-                    transitions=[
-                        aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(days=30, storage_class="STANDARD_IA")
-                    ],
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                        days=settings.archive_retention_days
+                    ),
                     abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=7
+                        days_after_initiation=1
                     ),
                 )
             ],
