@@ -74,6 +74,7 @@ class Firewall(pulumi.ComponentResource):
     edge_acl: aws.wafv2.WebAcl
     api_acl: aws.wafv2.WebAcl
     api_association: aws.wafv2.WebAclAssociation | None = None
+    edge_key: aws.kms.Key | None = None
     edge_topic: aws.sns.Topic | None = None
     edge_topic_policy: aws.sns.TopicPolicy | None = None
     edge_email: aws.sns.TopicSubscription | None = None
@@ -158,8 +159,50 @@ class Firewall(pulumi.ComponentResource):
             return
         child = pulumi.ResourceOptions(parent=self)
         prefix = s.prefix
+        # Encrypted like every other topic of the stack, with a key of its own: a KMS key serves only its
+        # region. CloudWatch may use it only for this account's alarms of this stack in that region.
+        ctx = self._ctx
+        self.edge_key = aws.kms.Key(
+            f"{self._name}-edge-alarms-key",
+            description=f"{prefix}: the edge alarm topic ({EDGE_REGION})",
+            enable_key_rotation=True,
+            deletion_window_in_days=30 if s.production else 7,
+            region=EDGE_REGION,
+            policy=policies.document(
+                [
+                    policies.allow(["kms:*"], ["*"], sid="EnableIamPolicies", principal={"AWS": ctx.root_principal()}),
+                    policies.allow(
+                        ["kms:Decrypt", "kms:GenerateDataKey*"],
+                        ["*"],
+                        sid="ServiceCloudwatch",
+                        principal={"Service": "cloudwatch.amazonaws.com"},
+                        condition={
+                            "StringEquals": {"aws:SourceAccount": ctx.account_id},
+                            "ArnLike": {
+                                "aws:SourceArn": pulumi.Output.concat(
+                                    "arn:",
+                                    ctx.partition,
+                                    ":cloudwatch:",
+                                    EDGE_REGION,
+                                    ":",
+                                    ctx.account_id,
+                                    ":alarm:",
+                                    prefix,
+                                    "-*",
+                                )
+                            },
+                        },
+                    ),
+                ]
+            ),
+            opts=child,
+        )
         self.edge_topic = aws.sns.Topic(
-            f"{self._name}-edge-alarms", name=f"{prefix}-edge-alarms", region=EDGE_REGION, opts=child
+            f"{self._name}-edge-alarms",
+            name=f"{prefix}-edge-alarms",
+            region=EDGE_REGION,
+            kms_master_key_id=self.edge_key.arn,
+            opts=child,
         )
         self.edge_topic_policy = aws.sns.TopicPolicy(
             f"{self._name}-edge-alarms-policy",
