@@ -167,7 +167,7 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
         "cursor-secret-value", secret_id=cursor_secret.id, secret_string=cursor_value.result
     )
     messaging_key = [
-        policies.allow(["kms:Decrypt", "kms:GenerateDataKey"], [topic.key.arn], sid="EncryptEvents"),
+        topic.key_through(ctx, "sns", "EncryptEventsThroughSns"),
     ]
     # What functions are told about the resources: fanout.environment, the same function the local runtime calls.
     refs = Refs(

@@ -49,7 +49,7 @@ class Generator(pulumi.ComponentResource):
         self.dlq_policy = queue_policy(f"{name}-dlq-policy", self.dlq, parent=self)
         send_to_dlq = [
             policies.allow(["sqs:SendMessage"], [self.dlq.arn], sid="SendToDlq"),
-            policies.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key_arn], sid="EncryptDlqMessages"),
+            topic.key_through(shared.ctx, "sqs", "EncryptDlqMessagesThroughSqs"),
         ]
         self.function = LambdaFunction(
             f"{name}-fn",
@@ -62,7 +62,7 @@ class Generator(pulumi.ComponentResource):
                 environment=generator_environment(settings.topology, topic.topic.arn),
                 statements=[
                     policies.allow(["sns:Publish"], [topic.topic.arn], sid="PublishEvents"),
-                    policies.allow(["kms:Decrypt", "kms:GenerateDataKey"], [key_arn], sid="EncryptEvents"),
+                    topic.key_through(shared.ctx, "sns", "EncryptEventsThroughSns"),
                     *send_to_dlq,
                 ],
             ),

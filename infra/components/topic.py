@@ -16,8 +16,8 @@ from infra.subscribers import topic_statements
 
 # Services that encrypt into or decrypt from resources under this key on our behalf: SNS delivering
 # to encrypted queues, EventBridge delivering to target queues and DLQs, CloudWatch alarms publishing
-# to the encrypted alarm topic, EventBridge Scheduler writing to its DLQ. Functions and SQS are
-# granted through IAM (the root statement).
+# to the encrypted alarm topic, EventBridge Scheduler writing to its DLQ. Functions are granted
+# through IAM (the root statement), each only through the service that uses the key for it.
 KEY_USER_SERVICES = (
     "sns.amazonaws.com",
     "events.amazonaws.com",
@@ -27,28 +27,49 @@ KEY_USER_SERVICES = (
 
 
 def service_sources(settings: Settings, ctx: AwsContext) -> dict[str, pulumi.Output[str]]:
-    """Per service principal, the ARN (pattern) of this stack's resources that may use the key.
+    """Per service principal that names its resource, the ARN (pattern) of this stack's resources.
 
-    Each service is held to this account (aws:SourceAccount) and to the stack's own resources
-    (aws:SourceArn), so another account's topic, rule, alarm or schedule cannot use the key through
-    the service (the confused deputy). The ARNs are built from names, not read from the resources:
-    those resources are encrypted with this key, so they are created after it.
+    SNS, CloudWatch and Scheduler are held to this account (aws:SourceAccount) and to the stack's
+    own resources (aws:SourceArn), so another account's topic, alarm or schedule cannot use the key
+    through the service (the confused deputy). The ARNs are built from names, not read from the
+    resources: those resources are encrypted with this key, so they are created after it.
+    EventBridge is held by the queue instead (`queue_context`).
     """
     prefix = settings.prefix
-    bus = settings.topology.event_bus_name
     return {
         # SNS sends aws:SourceArn (the topic) when it encrypts into a subscribed queue (SQS developer
         # guide, "Configure KMS permissions for AWS services"; the AWS CDK adds the same condition to
         # a queue key for its SNS subscriptions, aws/aws-cdk#20339): the events and alarm topics.
         "sns.amazonaws.com": ctx.arn("sns", f"{prefix}-*"),
-        # EventBridge names the rule delivering to a target queue or its DLQ; every rule of the
-        # stack's bus (EventBridge user guide: aws:SourceArn / aws:SourceAccount in key policies).
-        "events.amazonaws.com": ctx.arn("events", f"rule/{bus}/*"),
         # CloudWatch names the alarm publishing to the encrypted alarm topic.
         "cloudwatch.amazonaws.com": ctx.arn("cloudwatch", f"alarm:{prefix}-*"),
         # Scheduler names the schedule writing to its DLQ (its role also holds the key through IAM).
         "scheduler.amazonaws.com": ctx.arn("scheduler", f"schedule/default/{prefix}-*"),
     }
+
+
+def queue_context(settings: Settings, ctx: AwsContext) -> pulumi.Output[str]:
+    """The ARN pattern of this stack's queues, as SQS names them in the KMS encryption context."""
+    return ctx.arn("sqs", f"{settings.prefix}-*")
+
+
+def eventbridge_statement(queues: pulumi.Input[str]) -> policies.Statement:
+    """EventBridge encrypting into target queues and DLQs whose ARN matches `queues`.
+
+    No document says EventBridge sends aws:SourceArn or aws:SourceAccount to KMS when it delivers
+    to an encrypted SQS target (the EventBridge user guide's SQS target example grants the key
+    with no condition), and a condition on a key that never arrives drops every delivery. What SQS
+    itself guarantees is the encryption context of every data key it asks KMS for: the queue's
+    ARN under aws:sqs:arn (SQS developer guide, "Key management", encryption context). So the
+    key serves EventBridge only for these queues.
+    """
+    return policies.allow(
+        ["kms:Decrypt", "kms:GenerateDataKey*"],
+        ["*"],
+        sid="ServiceEvents",
+        principal={"Service": "events.amazonaws.com"},
+        condition={"ArnLike": {"kms:EncryptionContext:aws:sqs:arn": queues}},
+    )
 
 
 def key_policy(settings: Settings, ctx: AwsContext) -> pulumi.Output[str]:
@@ -70,6 +91,7 @@ def key_policy(settings: Settings, ctx: AwsContext) -> pulumi.Output[str]:
                 },
             )
         )
+    statements.append(eventbridge_statement(queue_context(settings, ctx)))
     return policies.document(statements)
 
 
@@ -152,3 +174,18 @@ class EventTopic(pulumi.ComponentResource):
             opts=child,
         )
         self.register_outputs({"topic_arn": self.topic.arn, "key_arn": self.key.arn})
+
+    def key_through(self, ctx: AwsContext, service: str, sid: str) -> policies.Statement:
+        """The messaging key for a role, only through `service` ("sns": publishing to the encrypted
+        topic; "sqs": sending to or receiving from an encrypted queue), as the table key is."""
+        return policies.allow(
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            [self.key.arn],
+            sid=sid,
+            condition={"StringEquals": {"kms:ViaService": via_service(service, ctx.region)}},
+        )
+
+
+def via_service(service: str, region: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The kms:ViaService value of an AWS service in a region: "sns.eu-west-1.amazonaws.com"."""
+    return pulumi.Output.concat(service, ".", region, ".amazonaws.com")
