@@ -54,7 +54,7 @@ class EventBus(pulumi.ComponentResource):
         subscribers = settings.topology.subscribers
         if subscribers:
             partition = self.bus.arn.apply(lambda arn: arn.split(":")[1])
-            rules = self.bus.arn.apply(lambda arn: arn.replace(":event-bus/", ":rule/") + "/*")
+            rules = self.bus.arn.apply(lambda arn: arn.replace(":event-bus/", ":rule/") + "/")
             self.bus_policy = aws.cloudwatch.EventBusPolicy(
                 f"{name}-policy",
                 event_bus_name=self.bus.name,

@@ -102,26 +102,36 @@ def _grants(policy: str) -> list[dict]:
 
 
 @pulumi.runtime.test
-def test_listed_subscribers_may_only_subscribe_queues_or_functions_to_the_topic(shared):
+def test_listed_subscribers_may_only_subscribe_their_own_queues_or_functions_to_the_topic(shared):
     _, stack = shared
 
     def check(args):
         policy, topic_arn = args
-        grants = sorted(_grants(policy), key=lambda s: s["Sid"])
-        assert len(grants) == 2
-        accounts, org = grants
-        assert sorted(accounts["Principal"]["AWS"]) == [
-            "arn:aws:iam::044455556666:root",
-            "arn:aws:iam::111122223333:root",
-        ]
+        grants = {s["Sid"]: s for s in _grants(policy)}
+        assert len(grants) == 3
+        for account in SUBSCRIBERS["accounts"]:
+            grant = grants[f"Subscriber{account}MaySubscribeOwnQueuesOrFunctions"]
+            assert grant["Principal"] == {"AWS": f"arn:aws:iam::{account}:root"}
+            # Each account to its own endpoints: not a queue or function of any other account.
+            assert grant["Condition"] == {
+                "StringEquals": {"sns:Protocol": ["lambda", "sqs"]},
+                "StringLike": {
+                    "sns:Endpoint": [f"arn:aws:sqs:*:{account}:*", f"arn:aws:lambda:*:{account}:function:*"]
+                },
+            }
+        org = grants["SubscribersOrganizationMaySubscribeOwnQueuesOrFunctions"]
         assert org["Principal"] == {"AWS": "*"}
-        for grant in grants:
-            assert grant["Action"] == ["sns:Subscribe"] and grant["Resource"] == [topic_arn]
-            assert grant["Condition"]["StringEquals"]["sns:Protocol"] == ["lambda", "sqs"]
-        assert accounts["Condition"] == {"StringEquals": {"sns:Protocol": ["lambda", "sqs"]}}
         assert org["Condition"] == {
-            "StringEquals": {"aws:PrincipalOrgID": "o-abcdef1234", "sns:Protocol": ["lambda", "sqs"]}
+            "StringEquals": {"aws:PrincipalOrgID": "o-abcdef1234", "sns:Protocol": ["lambda", "sqs"]},
+            "StringLike": {
+                "sns:Endpoint": [
+                    "arn:aws:sqs:*:${aws:PrincipalAccount}:*",
+                    "arn:aws:lambda:*:${aws:PrincipalAccount}:function:*",
+                ]
+            },
         }
+        for grant in grants.values():
+            assert grant["Action"] == ["sns:Subscribe"] and grant["Resource"] == [topic_arn]
 
     return pulumi.Output.all(stack.topic.topic_policy.policy, stack.topic.topic.arn).apply(check)
 
@@ -134,21 +144,33 @@ def test_listed_subscribers_may_only_manage_their_own_rules_on_the_bus(shared):
     def check(args):
         policy, bus_name, bus_policy_bus = args
         assert bus_policy_bus == bus_name
-        grants = sorted(statements(policy), key=lambda s: s["Sid"])
-        assert [g["Effect"] for g in grants] == ["Allow", "Allow"]
-        accounts, org = grants
-        assert sorted(accounts["Principal"]["AWS"]) == [
-            "arn:aws:iam::044455556666:root",
-            "arn:aws:iam::111122223333:root",
-        ]
-        assert org["Principal"] == {"AWS": "*"}
-        for grant in grants:
-            assert grant["Action"] == sorted(RULE_ACTIONS)
-            assert not any(a in grant["Action"] for a in ("events:PutEvents", "events:PutPermission"))
-            assert grant["Resource"] == [f"arn:aws:events:eu-west-1:{mocks.ACCOUNT}:rule/{bus_name}/*"]
-            assert grant["Condition"]["StringEqualsIfExists"] == {"events:creatorAccount": "${aws:PrincipalAccount}"}
-        assert org["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": "o-abcdef1234"}
-        assert "StringEquals" not in accounts["Condition"]
+        grants = {s["Sid"]: s for s in statements(policy)}
+        assert {g["Effect"] for g in grants.values()} == {"Allow"}
+        rules = f"arn:aws:events:eu-west-1:{mocks.ACCOUNT}:rule/{bus_name}/"
+        kinds = [("Subscriber" + a, f"arn:aws:iam::{a}:root", a) for a in SUBSCRIBERS["accounts"]]
+        kinds.append(("SubscribersOrganization", "*", "${aws:PrincipalAccount}"))
+        assert len(grants) == 3 * len(kinds)
+        for sid, principal, account in kinds:
+            create, manage, target = (grants[sid + s] for s in ("CreateRules", "ManageOwnRules", "TargetOwnBuses"))
+            actions = create["Action"] + manage["Action"] + target["Action"]
+            assert sorted(actions) == sorted(RULE_ACTIONS)
+            assert not any(a in actions for a in ("events:PutEvents", "events:PutPermission"))
+            for grant in (create, manage, target):
+                assert grant["Principal"] == {"AWS": principal}
+                # A listed account's rules carry its id as their name's prefix: never the stack's own.
+                expected = rules + ("*" if principal == "*" else f"{account}-*")
+                assert grant["Resource"] == [expected]
+                if principal == "*":
+                    assert grant["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == "o-abcdef1234"
+            # Only creating may find no creator yet; tagging, deleting, retargeting need the caller's own rule.
+            assert create["Action"] == ["events:PutRule"]
+            assert create["Condition"]["StringEqualsIfExists"] == {"events:creatorAccount": "${aws:PrincipalAccount}"}
+            for grant in (manage, target):
+                assert "StringEqualsIfExists" not in grant["Condition"]
+                assert grant["Condition"]["StringEquals"]["events:creatorAccount"] == "${aws:PrincipalAccount}"
+            assert {"events:TagResource", "events:UntagResource"} <= set(manage["Action"])
+            assert target["Action"] == ["events:PutTargets"]
+            assert target["Condition"]["ArnLike"] == {"events:TargetArn": f"arn:aws:events:*:{account}:event-bus/*"}
 
     return pulumi.Output.all(
         stack.bus.bus_policy.policy, stack.bus.bus.name, stack.bus.bus_policy.event_bus_name
