@@ -213,6 +213,9 @@ class Consumer(pulumi.ComponentResource):
             self.subscription = aws.sns.TopicSubscription(
                 f"{name}-subscription",
                 topic=source.topic_arn,
+                # SNS takes Subscribe in the topic's region only (the ARN's fourth field, the stack's
+                # `region` output), wherever this project's provider points; the queue may be elsewhere.
+                region=topic_region(source.topic_arn),
                 protocol="sqs",
                 endpoint=self.queue.arn,
                 raw_message_delivery=True,
@@ -249,7 +252,17 @@ class Consumer(pulumi.ComponentResource):
                     [self.queue.arn],
                     sid="ConsumeOwnQueue",
                 ),
-                policies.allow(["kms:Decrypt"], [kms_key_arn], sid="DecryptMessages"),
+                # Only through SQS, in the queue's region (its ARN's fourth field), like every key grant.
+                policies.allow(
+                    ["kms:Decrypt"],
+                    [kms_key_arn],
+                    sid="DecryptMessagesThroughSqs",
+                    condition={
+                        "StringEquals": {
+                            "kms:ViaService": self.queue.arn.apply(lambda arn: f"sqs.{arn.split(':')[3]}.amazonaws.com")
+                        }
+                    },
+                ),
             ]
             self.function = Function(
                 f"{name}-fn",
@@ -314,8 +327,11 @@ class Consumer(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # The fanout bus's policy lets a listed account manage only rules named after it.
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
         self.forward_rule = aws.cloudwatch.EventRule(
             f"{name}-forward",
+            name_prefix=pulumi.Output.concat(account, "-"),
             event_bus_name=source.event_bus,
             event_pattern=json.dumps(dict(source.event_pattern), sort_keys=True),
             description=f"{name}: to this consumer's inbox bus in its own account",
@@ -332,15 +348,21 @@ class Consumer(pulumi.ComponentResource):
 
     def _own_key(self, name: str, service: str, source_arn: pulumi.Input[str]) -> aws.kms.Key:
         """A key for this consumer's queues that only the source may encrypt into, for this source only."""
-        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        identity = aws.get_caller_identity_output(opts=invoke)
+        partition = aws.get_partition_output(opts=invoke)
+        region = aws.get_region_output(opts=invoke)
         root = pulumi.Output.concat("arn:", partition.partition, ":iam::", identity.account_id, ":root")
+        # This account's queues in this region: the key's own queues are the only ones encrypted with it.
+        queues = pulumi.Output.concat(
+            "arn:", partition.partition, ":sqs:", region.region, ":", identity.account_id, ":*"
+        )
         return aws.kms.Key(
             f"{name}-key",
             description=f"{name}: the consumer's queues and DLQs",
             enable_key_rotation=True,
             deletion_window_in_days=7,
-            policy=key_policy(root, service, source_arn),
+            policy=key_policy(root, service, source_arn, queue_arns=queues),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -358,14 +380,36 @@ class Consumer(pulumi.ComponentResource):
         return [self.dlq, self.delivery_dlq]
 
 
-def key_policy(root: pulumi.Input[str], service: str, source_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+def topic_region(topic_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The region of a topic, from its ARN (arn:partition:sns:REGION:account:name)."""
+    return pulumi.Output.from_input(topic_arn).apply(lambda arn: arn.split(":")[3])
+
+
+def key_policy(
+    root: pulumi.Input[str],
+    service: str,
+    source_arn: pulumi.Input[str],
+    *,
+    queue_arns: pulumi.Input[str] | None = None,
+) -> pulumi.Output[str]:
     """The key policy a consumer's queue key needs when a topic (or rule) in any account delivers to it.
 
     The account's root statement lets IAM policies grant the key (the consumer's function gets
-    kms:Decrypt that way). The service statement is what cross-account delivery needs: SNS (or
-    EventBridge) generates a data key and decrypts with it to put each message in the queue, and
-    may do so only for this topic (or rule).
+    kms:Decrypt that way). The service statement is what delivery needs: SNS (or EventBridge)
+    generates a data key and decrypts with it to put each message in the queue.
+
+    SNS is held to the topic: it sends aws:SourceArn to KMS (SQS developer guide, "Configure KMS
+    permissions for AWS services"). EventBridge is held to the queues (`queue_arns`, an ARN pattern):
+    no document says it sends aws:SourceArn to KMS for an SQS target, while SQS puts the queue's
+    ARN in the encryption context (aws:sqs:arn) of every data key it asks for (SQS developer guide,
+    "Key management"); the rule is already held by the queue policy.
     """
+    if service == "events.amazonaws.com":
+        if queue_arns is None:
+            raise ConsumerError("queue_arns (the ARN pattern of the queues) is required for an EventBridge source")
+        condition: dict[str, Any] = {"ArnLike": {"kms:EncryptionContext:aws:sqs:arn": queue_arns}}
+    else:
+        condition = {"ArnEquals": {"aws:SourceArn": source_arn}}
     return policies.document(
         [
             policies.allow(["kms:*"], ["*"], sid="EnableIamPolicies", principal={"AWS": root}),
@@ -374,7 +418,7 @@ def key_policy(root: pulumi.Input[str], service: str, source_arn: pulumi.Input[s
                 ["*"],
                 sid="AllowSourceToEncryptIntoQueues",
                 principal={"Service": service},
-                condition={"ArnEquals": {"aws:SourceArn": source_arn}},
+                condition=condition,
             ),
         ]
     )

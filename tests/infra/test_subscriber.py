@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 import subprocess
@@ -149,7 +150,11 @@ def test_its_function_reads_only_its_queue_and_key_and_reports_partial_failures(
         found = {s["Sid"]: s for s in statements(policy) if "Sid" in s}
         assert found["ConsumeOwnQueue"]["Resource"] == [queue_arn]
         assert "sqs:DeleteMessage" in found["ConsumeOwnQueue"]["Action"]
-        assert found["DecryptMessages"]["Resource"] == [key_arn]
+        assert found["DecryptMessagesThroughSqs"]["Resource"] == [key_arn]
+        # The key only through SQS in the queue's region, never directly.
+        assert found["DecryptMessagesThroughSqs"]["Condition"] == {
+            "StringEquals": {"kms:ViaService": "sqs.eu-west-1.amazonaws.com"}
+        }
         extra = [s for s in statements(policy) if "Sid" not in s]
         assert extra == [{"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": ["arn:aws:s3:::mine/*"]}]
         for s in statements(policy):
@@ -211,7 +216,12 @@ def test_a_bus_consumer_gets_a_rule_on_that_bus_and_admits_only_that_rule(built)
             assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
         service = next(s for s in statements(key_policy) if s["Sid"] == "AllowSourceToEncryptIntoQueues")
         assert service["Principal"] == {"Service": "events.amazonaws.com"}
-        assert service["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
+        # What SQS puts in every data key's encryption context (EventBridge sends no aws:SourceArn to
+        # KMS): this account's queues in this region; the queue policy holds the rule.
+        assert service["Condition"] == {
+            "ArnLike": {"kms:EncryptionContext:aws:sqs:arn": f"arn:aws:sqs:eu-west-1:{mocks.ACCOUNT}:*"}
+        }
+        assert fnmatch.fnmatch(queue_arn, service["Condition"]["ArnLike"]["kms:EncryptionContext:aws:sqs:arn"])
 
     return pulumi.Output.all(
         c.rule.event_bus_name,

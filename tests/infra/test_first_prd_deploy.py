@@ -1,0 +1,132 @@
+"""What a first prd deploy on a new account needs, and what watches a deployed stack, under mocks."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+from typing import Any
+
+import pulumi
+
+from infra import mocks, plan
+from tests.infra.helpers import statements
+
+
+def _build(stack: str = "dev", **changes: Any) -> tuple[mocks.AwsMocks, Any]:
+    config, region = mocks.read_stack_file(stack)
+    config = copy.deepcopy(config) | changes
+    return plan.run_config(stack, config, region)
+
+
+def _inputs(recorded: mocks.AwsMocks, typ: str) -> dict[str, dict[str, Any]]:
+    return {r.name: r.inputs for r in recorded.resources if r.type == typ}
+
+
+# ---------------------------------------------------------------- method settings keys
+
+
+@pulumi.runtime.test
+def test_prd_post_limit_is_keyed_as_get_stage_returns_it(prd):
+    """The committed prd throttles POST /data at 50 rps under the key API Gateway itself uses."""
+    setting = prd.api.method_settings["~1data/POST"]
+
+    def check(args):
+        path, settings = args
+        assert path == "~1data/POST"
+        assert settings["throttling_rate_limit"] == 50 and settings["throttling_burst_limit"] == 100
+
+    return pulumi.Output.all(setting.method_path, setting.settings).apply(check)
+
+
+# ---------------------------------------------------------------- EventBridge into encrypted queues
+
+
+@pulumi.runtime.test
+def test_eventbridge_may_use_the_messaging_key_only_for_the_stacks_queues(any_stack):
+    """Held by the encryption context SQS always sends, not by keys EventBridge may never send."""
+    bus = any_stack.bus
+    prefix = any_stack.settings.prefix
+
+    def check(args):
+        policy, topic_arn, *queue_arns = args
+        region = topic_arn.split(":")[3]
+        (events,) = [s for s in statements(policy) if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+        assert set(events["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+        assert "aws:SourceArn" not in str(events["Condition"]) and "aws:SourceAccount" not in str(events["Condition"])
+        pattern = events["Condition"]["ArnLike"]["kms:EncryptionContext:aws:sqs:arn"]
+        assert pattern == f"arn:aws:sqs:{region}:{mocks.ACCOUNT}:{prefix}-*"
+        # Every queue EventBridge delivers to (targets and their DLQs) is covered; another account's is not.
+        for arn in queue_arns:
+            assert fnmatch.fnmatch(arn, pattern), arn
+        assert not fnmatch.fnmatch(f"arn:aws:sqs:{region}:210987654321:{prefix}-x", pattern)
+
+    bus_consumers = [c for c in any_stack.consumers.values() if c.spec.source == "bus"]
+    queues = [q.arn for c in bus_consumers for q in (c.queue, c.delivery_dlq)]
+    if bus.targets:
+        queues += [bus.target_queue.arn, bus.target_dlq.arn]
+    return pulumi.Output.all(any_stack.topic.key.policy, any_stack.topic.topic.arn, *queues).apply(check)
+
+
+# ---------------------------------------------------------------- the archive expires
+
+
+def test_the_archive_expires_after_the_stacks_retention_and_has_no_useless_transition(builds):
+    for name in ("dev", "prd"):
+        recorded, built = builds[name]
+        lifecycle = _inputs(recorded, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+        (rule,) = lifecycle["archive-lifecycle"]["rules"]
+        assert rule["filter"]["prefix"] == "events/"
+        assert rule["status"] == "Enabled"
+        assert rule["expiration"]["days"] == built.settings.archive_retention_days == (90 if name == "prd" else 7)
+        # S3 does not transition objects under 128 KB: every archive object is smaller.
+        assert not rule.get("transitions")
+
+
+# ---------------------------------------------------------------- the edge alarm topic is encrypted
+
+
+def test_the_us_east_1_alarm_topic_is_encrypted_with_a_key_there(builds):
+    recorded, _ = builds["prd"]
+    topics = _inputs(recorded, "aws:sns/topic:Topic")
+    keys = _inputs(recorded, "aws:kms/key:Key")
+    edge_topic = next(t for t in topics.values() if t.get("region") == "us-east-1")
+    edge_key_name, edge_key = next((n, k) for n, k in keys.items() if k.get("region") == "us-east-1")
+    assert edge_topic["kmsMasterKeyId"] == f"arn:aws:kms:eu-west-1:{mocks.ACCOUNT}:key/{edge_key_name}-0000000"
+    assert edge_key["enableKeyRotation"] is True
+    (cloudwatch,) = [
+        s for s in statements(edge_key["policy"]) if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": mocks.ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{mocks.ACCOUNT}:alarm:fanout-prd-*"},
+    }
+    # Every topic of the stack is encrypted now.
+    assert all(t.get("kmsMasterKeyId") for t in topics.values())
+
+
+# ---------------------------------------------------------------- the messaging key only through its service
+
+
+@pulumi.runtime.test
+def test_publishers_and_consumers_hold_the_messaging_key_only_through_sns_or_sqs(any_stack):
+    key_arn = any_stack.topic.key.arn
+    roles = {name: f.policy.policy for name, f in any_stack.functions.items()}
+    roles["scheduler"] = any_stack.generator.scheduler_policy.policy
+
+    def check(args):
+        key, region, *policies = args
+        named = dict(zip(roles, policies, strict=True))
+        seen = set()
+        for role, policy in named.items():
+            for s in statements(policy):
+                if key not in s["Resource"]:
+                    continue
+                seen.add(role)
+                via = s["Condition"]["StringEquals"]["kms:ViaService"]
+                assert via in {f"sns.{region}.amazonaws.com", f"sqs.{region}.amazonaws.com"}, (role, s)
+        # Who uses the key: the publishers, every consumer function, the generator's schedule.
+        assert {"api", "generator", "scheduler", "persister"} <= seen
+
+    return pulumi.Output.all(
+        key_arn, any_stack.topic.topic.arn.apply(lambda a: a.split(":")[3]), *roles.values()
+    ).apply(check)
