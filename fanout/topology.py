@@ -54,6 +54,7 @@ INFRA_KEYS = (
     "priceClass",
     "reservedConcurrency",
     "accountConcurrency",
+    "persistedQueue",
     "waf",
     "customDomain",
 )

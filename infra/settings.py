@@ -116,6 +116,7 @@ class Settings:
     point_in_time_recovery: bool
     price_class: str
     tracing_sdk: bool = False
+    persisted_queue: bool = False  # the shared queue of every persisted event, for readers outside the stack
     waf: Waf = Waf()
     concurrency: Concurrency = Concurrency()
     # Problems that only `pulumi up` refuses (a placeholder alarm address): the offline plan lists them.
@@ -243,6 +244,9 @@ def from_raw(stack: str, raw: dict[str, Any], *, deploy: bool = False) -> Settin
         # Off by default: Lambda's active tracing still records every invocation, while the X-Ray SDK
         # (in maintenance, support ends February 2027) adds about 210 ms to each cold start.
         tracing_sdk=_bool(raw, "tracingSdk", False),
+        # Off by default: it keeps every user's persisted data for 4 days whether anyone reads it or not;
+        # a bus consumer (source: bus) is the way to read persisted events.
+        persisted_queue=_bool(raw, "persistedQueue", False),
         waf=_waf(_mapping(raw, "waf"), production),
         concurrency=_concurrency(raw, topology),
         deploy_warnings=tuple(deploy_problems),

@@ -69,7 +69,10 @@ class Stack:
     @property
     def work_queues(self) -> dict[str, aws.sqs.Queue]:
         """Queues someone consumes from (each must have a DLQ)."""
-        return {name: c.queue for name, c in self.consumers.items()} | {"bus-persisted": self.bus.target_queue}
+        queues = {name: c.queue for name, c in self.consumers.items()}
+        if self.bus.target_queue is not None:
+            queues["bus-persisted"] = self.bus.target_queue
+        return queues
 
     @property
     def dead_letter_queues(self) -> dict[str, aws.sqs.Queue]:
@@ -77,8 +80,7 @@ class Stack:
         for name, consumer in self.consumers.items():
             dlqs[name] = consumer.dlq
             dlqs[f"{name}-subscription"] = consumer.subscription_dlq
-        dlqs["bus-persisted-target"] = self.bus.target_dlq
-        dlqs["bus-persisted-readers"] = self.bus.reader_dlq
+        dlqs |= self.bus.dead_letter_queues
         dlqs["generator"] = self.generator.dlq
         return dlqs
 
@@ -277,12 +279,32 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
             dlqs=stack.dead_letter_queues,
             consumers={n: (c.function.function, c.queue) for n, c in consumers.items() if c.function is not None},
             functions={n: f.function for n, f in stack.functions.items()},
+            topics={"events": topic.topic.name},
+            rules=delivery_rules(stack),
+            # The generator's schedule sits in the default group (Scheduler has no per-schedule metrics).
+            schedule_groups=("default",),
+            reserved={
+                n: f.function
+                for n, f in (("api", api_function), ("authorizer", authorizer))
+                if getattr(settings.concurrency, n) is not None
+            },
+            on_failure={"generator": generator.function.function},
+            reader_queues={"bus-persisted": bus.target_queue} if bus.target_queue is not None else {},
         ),
         topic.key.arn,
     )
     if firewall is not None:
         firewall.add_alarms(stack.monitoring.topic)
     return stack
+
+
+def delivery_rules(stack: Stack) -> dict[str, tuple[pulumi.Output[str], pulumi.Output[str]]]:
+    """Every rule of the stack's bus with a target, by alarm slug: (bus name, rule name)."""
+    bus = stack.bus.bus.name
+    rules = {f"rule-{n}": (bus, c.rule.name) for n, c in stack.consumers.items() if c.rule is not None}
+    if stack.bus.rule is not None:
+        rules["rule-persisted"] = (bus, stack.bus.rule.name)
+    return rules
 
 
 def asyncapi_document(settings: Settings, topic: EventTopic, bus: EventBus, ctx: AwsContext) -> pulumi.Output[str]:

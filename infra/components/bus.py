@@ -1,8 +1,10 @@
 """EventBus: where the persister announces fanout.data.persisted.v1 for anyone downstream.
 
-An archive keeps the bus's events for replay. Every rule target has a retry policy and a DLQ:
-the one rule here delivers persisted events to an encrypted queue downstream readers can poll,
-which has its own DLQ for what they fail to process.
+An archive keeps the bus's events for replay. Readers subscribe with a bus consumer (a rule, a
+queue and its DLQs each). With `fanout:persistedQueue: true` the stack also keeps a shared queue of
+every persisted event for readers outside the topology to poll (a rule with retries and a DLQ, the
+queue, a DLQ for what readers fail); it holds users' data for 4 days, so it is off unless asked
+for, and its oldest message's age raises an alarm like any consumer's backlog.
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ class EventBus(pulumi.ComponentResource):
     bus: aws.cloudwatch.EventBus
     bus_policy: aws.cloudwatch.EventBusPolicy | None
     archive: aws.cloudwatch.EventArchive
-    rule: aws.cloudwatch.EventRule
-    target: aws.cloudwatch.EventTarget
-    target_queue: aws.sqs.Queue
-    target_dlq: aws.sqs.Queue
-    reader_dlq: aws.sqs.Queue
-    reader_redrive_allow: aws.sqs.RedriveAllowPolicy
-    reader_dlq_policy: aws.sqs.QueuePolicy
-    target_queue_policy: aws.sqs.QueuePolicy
-    target_dlq_policy: aws.sqs.QueuePolicy
+    # The shared persisted-events queue and its plumbing: None unless fanout:persistedQueue is true.
+    rule: aws.cloudwatch.EventRule | None = None
+    target: aws.cloudwatch.EventTarget | None = None
+    target_queue: aws.sqs.Queue | None = None
+    target_dlq: aws.sqs.Queue | None = None
+    reader_dlq: aws.sqs.Queue | None = None
+    reader_redrive_allow: aws.sqs.RedriveAllowPolicy | None = None
+    reader_dlq_policy: aws.sqs.QueuePolicy | None = None
+    target_queue_policy: aws.sqs.QueuePolicy | None = None
+    target_dlq_policy: aws.sqs.QueuePolicy | None = None
 
     def __init__(
         self, name: str, settings: Settings, key_arn: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None
@@ -70,6 +73,13 @@ class EventBus(pulumi.ComponentResource):
             description="persisted events, kept for replay",
             opts=child,
         )
+        if settings.persisted_queue:
+            self._persisted_queue(name, settings, key_arn)
+        self.register_outputs({"bus_name": self.bus.name})
+
+    def _persisted_queue(self, name: str, settings: Settings, key_arn: pulumi.Input[str]) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = settings.prefix
         self.rule = aws.cloudwatch.EventRule(
             f"{name}-persisted-rule",
             name=f"{prefix}-persisted",
@@ -130,12 +140,14 @@ class EventBus(pulumi.ComponentResource):
             dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(arn=self.target_dlq.arn),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.target_queue_policy, self.target_dlq_policy]),
         )
-        self.register_outputs({"bus_name": self.bus.name})
 
     @property
     def targets(self) -> list[aws.cloudwatch.EventTarget]:
-        return [self.target]
+        return [self.target] if self.target is not None else []
 
     @property
-    def dead_letter_queues(self) -> list[aws.sqs.Queue]:
-        return [self.target_dlq, self.reader_dlq]
+    def dead_letter_queues(self) -> dict[str, aws.sqs.Queue]:
+        """By alarm slug; empty without the persisted-events queue."""
+        if self.target_dlq is None or self.reader_dlq is None:
+            return {}
+        return {"bus-persisted-target": self.target_dlq, "bus-persisted-readers": self.reader_dlq}

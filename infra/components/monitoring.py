@@ -4,12 +4,19 @@ Alarms: every DLQ holding a message, API 5xx and p99 latency, and per consumer f
 errors and its backlog age. (Lambda's IteratorAge metric exists only for stream sources; for an
 SQS source the same question, "how far behind is the consumer?", is the queue's
 ApproximateAgeOfOldestMessage.)
+
+A DLQ alarm fires only when delivery to the DLQ works, so the deliveries themselves are watched
+too: SNS deliveries that failed for good or could not reach the subscription's DLQ, per topic;
+EventBridge invocations that failed for good or could not reach the target's DLQ, per rule; the
+Scheduler's sends to its DLQ that failed; Lambda's on-failure destination. And every function
+with reserved concurrency alarms when it is throttled (its reservation is its ceiling).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -28,6 +35,12 @@ class Watched:
     dlqs: dict[str, aws.sqs.Queue]  # alarm slug -> queue
     consumers: dict[str, tuple[aws.lambda_.Function, aws.sqs.Queue]]  # consumer -> (function, queue)
     functions: dict[str, aws.lambda_.Function]
+    topics: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # slug -> topic name
+    rules: dict[str, tuple[pulumi.Input[str], pulumi.Input[str]]] = field(default_factory=dict)  # slug -> (bus, rule)
+    schedule_groups: tuple[str, ...] = ()  # Scheduler groups with a DLQ
+    reserved: dict[str, aws.lambda_.Function] = field(default_factory=dict)  # functions with reserved concurrency
+    on_failure: dict[str, aws.lambda_.Function] = field(default_factory=dict)  # async functions with a destination
+    reader_queues: dict[str, aws.sqs.Queue] = field(default_factory=dict)  # queues read outside the stack
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -172,7 +185,92 @@ class Monitoring(pulumi.ComponentResource):
                 threshold=th.backlog_age_seconds,
                 comparison_operator="GreaterThanOrEqualToThreshold",
             )
+        self._delivery_alarms(watched, alarm)
+        for slug, function in watched.reserved.items():
+            alarm(
+                f"{slug}-throttles",
+                f"the {slug} function was throttled: its reserved concurrency is too low for the traffic",
+                namespace="AWS/Lambda",
+                metric_name="Throttles",
+                dimensions={"FunctionName": function.name},
+                statistic="Sum",
+                period=300,
+                evaluation_periods=1,
+                threshold=1,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+            )
+        for slug, queue in watched.reader_queues.items():
+            alarm(
+                f"{slug}-backlog-age",
+                f"the {slug} queue's oldest message is older than {th.backlog_age_seconds} s: its readers fell behind",
+                namespace="AWS/SQS",
+                metric_name="ApproximateAgeOfOldestMessage",
+                dimensions={"QueueName": queue.name},
+                statistic="Maximum",
+                period=300,
+                evaluation_periods=1,
+                threshold=th.backlog_age_seconds,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+            )
         self.register_outputs({"alarm_topic": self.topic.arn})
+
+    @staticmethod
+    def _delivery_alarms(watched: Watched, alarm: Callable[..., None]) -> None:
+        """Deliveries lost before any DLQ could hold them (the metrics each service documents)."""
+        count = {"statistic": "Sum", "period": 300, "evaluation_periods": 1, "threshold": 1}
+        at_least = {"comparison_operator": "GreaterThanOrEqualToThreshold"}
+        # SNS developer guide, "Amazon SNS metrics": per TopicName.
+        for slug, topic in watched.topics.items():
+            for metric, what in (
+                ("NumberOfNotificationsFailed", "deliveries that failed after every retry"),
+                ("NumberOfNotificationsFailedToRedriveToDlq", "failed deliveries that could not reach their DLQ"),
+            ):
+                alarm(
+                    f"{slug}-{metric}",
+                    f"SNS topic {slug}: {what}",
+                    namespace="AWS/SNS",
+                    metric_name=metric,
+                    dimensions={"TopicName": topic},
+                    **count,
+                    **at_least,
+                )
+        # EventBridge user guide, "Monitoring": a custom bus's rule metrics carry EventBusName and RuleName.
+        for slug, (bus, rule) in watched.rules.items():
+            for metric, what in (
+                ("FailedInvocations", "target invocations that failed for good"),
+                ("InvocationsFailedToBeSentToDlq", "failed invocations that could not reach the target's DLQ"),
+            ):
+                alarm(
+                    f"{slug}-{metric}",
+                    f"EventBridge rule {slug}: {what}",
+                    namespace="AWS/Events",
+                    metric_name=metric,
+                    dimensions={"EventBusName": bus, "RuleName": rule},
+                    **count,
+                    **at_least,
+                )
+        # EventBridge Scheduler user guide, "Monitoring with CloudWatch": per ScheduleGroup.
+        for group in watched.schedule_groups:
+            alarm(
+                f"schedules-{group}-dlq-send-failed",
+                f"EventBridge Scheduler group {group}: failed invocations that could not reach the DLQ",
+                namespace="AWS/Scheduler",
+                metric_name="InvocationsFailedToBeSentToDeadLetterCount",
+                dimensions={"ScheduleGroup": group},
+                **count,
+                **at_least,
+            )
+        # Lambda developer guide, "Types of metrics for Lambda functions": asynchronous invocation metrics.
+        for slug, function in watched.on_failure.items():
+            alarm(
+                f"{slug}-destination-failures",
+                f"the {slug} function's failed events could not be sent to its on-failure destination",
+                namespace="AWS/Lambda",
+                metric_name="DestinationDeliveryFailures",
+                dimensions={"FunctionName": function.name},
+                **count,
+                **at_least,
+            )
 
 
 def _dashboard(ctx: AwsContext, w: Watched) -> pulumi.Output[str]:

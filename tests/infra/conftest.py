@@ -48,6 +48,8 @@ def variant_config() -> dict:
     config["throttle"] = {"rateLimit": 20, "burstLimit": 40, "methods": {"GET /data/{id}": {"rateLimit": 5}}}
     config["logRetentionDays"] = 30
     config["tracingSdk"] = True
+    # The shared persisted-events queue, off in the stack files.
+    config["persistedQueue"] = True
     return config
 
 

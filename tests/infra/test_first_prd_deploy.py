@@ -130,3 +130,92 @@ def test_publishers_and_consumers_hold_the_messaging_key_only_through_sns_or_sqs
     return pulumi.Output.all(
         key_arn, any_stack.topic.topic.arn.apply(lambda a: a.split(":")[3]), *roles.values()
     ).apply(check)
+
+
+# ---------------------------------------------------------------- deliveries lost before any DLQ are watched
+
+
+def test_lost_deliveries_raise_alarms_per_topic_rule_schedule_group_and_destination(builds):
+    recorded, built = builds["variant"]
+    alarms = {a["name"]: a for a in _inputs(recorded, "aws:cloudwatch/metricAlarm:MetricAlarm").values()}
+    prefix = built.settings.prefix
+    topic = built.settings.topology.topic_name
+    bus = built.settings.topology.event_bus_name
+
+    def alarm(slug: str) -> dict[str, Any]:
+        found = alarms[f"{prefix}-{slug}"]
+        assert found["threshold"] == 1 and found["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert found["statistic"] == "Sum" and found["alarmActions"]
+        return found
+
+    for metric in ("NumberOfNotificationsFailed", "NumberOfNotificationsFailedToRedriveToDlq"):
+        found = alarm(f"events-{metric}")
+        assert (found["namespace"], found["metricName"], found["dimensions"]) == (
+            "AWS/SNS",
+            metric,
+            {"TopicName": topic},
+        )
+    # Every rule with a target: the bus consumer's and the shared persisted queue's, on the custom bus.
+    rules = {"rule-notify": f"{prefix}-notify", "rule-persisted": f"{prefix}-persisted"}
+    for slug, rule in rules.items():
+        for metric in ("FailedInvocations", "InvocationsFailedToBeSentToDlq"):
+            found = alarm(f"{slug}-{metric}")
+            assert found["namespace"] == "AWS/Events" and found["metricName"] == metric
+            assert found["dimensions"] == {"EventBusName": bus, "RuleName": rule}
+    scheduler = alarm("schedules-default-dlq-send-failed")
+    assert scheduler["namespace"] == "AWS/Scheduler"
+    assert scheduler["metricName"] == "InvocationsFailedToBeSentToDeadLetterCount"
+    assert scheduler["dimensions"] == {"ScheduleGroup": "default"}
+    destination = alarm("generator-destination-failures")
+    assert destination["metricName"] == "DestinationDeliveryFailures"
+    assert destination["dimensions"] == {"FunctionName": f"{prefix}-generator"}
+
+
+# ---------------------------------------------------------------- the persisted-events queue is opt-in
+
+
+def test_no_queue_keeps_persisted_events_unless_asked_and_then_its_age_alarms(builds):
+    for name in ("dev", "prd"):
+        recorded, built = builds[name]
+        assert built.settings.persisted_queue is False
+        queues = {q["name"] for q in _inputs(recorded, "aws:sqs/queue:Queue").values()}
+        assert not {n for n in queues if "persisted" in n}, queues
+        assert not _inputs(recorded, "aws:cloudwatch/eventRule:EventRule")
+    recorded, built = builds["variant"]
+    queues = {q["name"] for q in _inputs(recorded, "aws:sqs/queue:Queue").values()}
+    assert "fanout-dev-persisted-events" in queues
+    alarms = {a["name"]: a for a in _inputs(recorded, "aws:cloudwatch/metricAlarm:MetricAlarm").values()}
+    age = alarms["fanout-dev-bus-persisted-backlog-age"]
+    assert age["metricName"] == "ApproximateAgeOfOldestMessage"
+    assert age["dimensions"] == {"QueueName": "fanout-dev-persisted-events"}
+
+
+def test_persisted_queue_is_validated_like_every_key():
+    import pytest
+
+    from fanout.topology import TopologyError
+    from infra.settings import from_raw
+
+    config, _ = mocks.read_stack_file("dev")
+    with pytest.raises(TopologyError, match=r"fanout:persistedQueue must be true or false, got 'yes'"):
+        from_raw("dev", copy.deepcopy(config) | {"persistedQueue": "yes"})
+
+
+# ---------------------------------------------------------------- a subscriber in another region
+
+
+def test_a_subscriber_subscribes_in_the_topics_region_whatever_its_own():
+    import fanout_subscriber as fs
+
+    recorded = mocks.install("subscriber-elsewhere", {}, "ap-southeast-2")
+    topic = "arn:aws:sns:eu-west-1:210987654321:fanout-prd-data-events"
+
+    @pulumi.runtime.test
+    def program() -> None:
+        fs.Consumer("far", fs.TopicSource(topic))
+
+    program()
+    (subscription,) = _inputs(recorded, "aws:sns/topicSubscription:TopicSubscription").values()
+    assert subscription["region"] == "eu-west-1" and subscription["topic"] == topic
+    # The queue stays where the subscriber's provider is.
+    assert all("region" not in q for q in _inputs(recorded, "aws:sqs/queue:Queue").values())

@@ -172,6 +172,10 @@ def test_event_source_mappings_follow_the_consumer_config(any_stack):
 @pulumi.runtime.test
 def test_bus_target_has_dlq_and_retries_and_archive_keeps_events(any_stack):
     bus = any_stack.bus
+    if not any_stack.settings.persisted_queue:
+        # No shared persisted-events queue (the stack files): no rule, target or queue to keep users' data.
+        assert bus.targets == [] and bus.rule is None and bus.target_queue is None and bus.dead_letter_queues == {}
+        return bus.archive.retention_days.apply(lambda r: _assert(r == any_stack.settings.archive_retention_days))
     assert bus.targets == [bus.target]
 
     def check(args):
@@ -228,3 +232,7 @@ def test_topic_traces_and_subscriptions_use_raw_delivery(any_stack):
             *[c.subscription.raw_message_delivery for c in any_stack.consumers.values() if c.subscription is not None]
         ),
     ).apply(check)
+
+
+def _assert(condition: bool) -> None:
+    assert condition

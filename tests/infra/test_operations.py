@@ -110,6 +110,10 @@ def test_alarms_in_prd_on_every_dlq_api_and_consumer(prd):
     for name, consumer in prd.consumers.items():
         if consumer.function is not None:
             expected |= {f"{name}-errors", f"{name}-backlog-age"}
+    # Deliveries that never reach a DLQ, and the functions that have a concurrency ceiling.
+    expected |= {"events-NumberOfNotificationsFailed", "events-NumberOfNotificationsFailedToRedriveToDlq"}
+    expected |= {"schedules-default-dlq-send-failed", "generator-destination-failures"}
+    expected |= {"api-throttles", "authorizer-throttles"}
     assert set(mon.alarms) == expected
     assert mon.topic is not None
 

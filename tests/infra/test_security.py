@@ -110,6 +110,9 @@ def test_consumer_queues_admit_only_the_topic_and_deny_plain_http(any_stack):
 @pulumi.runtime.test
 def test_bus_queues_admit_only_the_rule(any_stack):
     bus = any_stack.bus
+    if bus.rule is None:
+        assert not any_stack.settings.persisted_queue
+        return None
 
     def check(args):
         rule_arn, target_policy, target_dlq_policy, reader_dlq_policy = args
