@@ -26,6 +26,8 @@ class Registered:
 @dataclass
 class AwsMocks(Mocks):
     region: str = "eu-west-1"
+    # What Service Quotas answers for Lambda's concurrent executions (the offline plan: accountConcurrency).
+    lambda_concurrency: int = 1000
     resources: list[Registered] = field(default_factory=list)
     # Resource options by logical name (mocks never see them): what `destroy` keeps, what is protected.
     options: dict[str, pulumi.ResourceOptions] = field(default_factory=dict)
@@ -122,6 +124,19 @@ class AwsMocks(Mocks):
                 "endpoint": "",
                 "description": "",
             }, []
+        if args.token == "aws:servicequotas/getServiceQuota:getServiceQuota":
+            code = args.args.get("quotaCode")
+            if (args.args.get("serviceCode"), code) != ("lambda", "L-B99A9384"):
+                raise ValueError(f"mocks: no quota {args.args.get('serviceCode')}/{code}")
+            return {
+                "serviceCode": "lambda",
+                "quotaCode": code,
+                "quotaName": "Concurrent executions",
+                "value": float(self.lambda_concurrency),
+                "adjustable": True,
+                "defaultValue": 1000.0,
+                "id": f"lambda/{code}",
+            }, []
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{z}" for z in "abc"]
             return {"names": names, "zoneIds": names, "id": self.region}, []
@@ -136,9 +151,16 @@ def config_for(stack_config: dict[str, Any], region: str) -> dict[str, str]:
     return config
 
 
-def install(stack: str, stack_config: dict[str, Any], region: str = "eu-west-1") -> AwsMocks:
-    """Route Pulumi to fresh mocks for `stack`, with its config; returns the mocks to read back."""
-    mocks = AwsMocks(region=region)
+def install(
+    stack: str, stack_config: dict[str, Any], region: str = "eu-west-1", *, lambda_concurrency: int | None = None
+) -> AwsMocks:
+    """Route Pulumi to fresh mocks for `stack`, with its config; returns the mocks to read back.
+
+    The account's Lambda concurrency quota is `lambda_concurrency`, else the config's
+    accountConcurrency (what the offline plan assumes), else AWS's default of 1000.
+    """
+    quota = lambda_concurrency or stack_config.get("accountConcurrency")
+    mocks = AwsMocks(region=region, lambda_concurrency=quota if isinstance(quota, int) else 1000)
     pulumi.runtime.set_mocks(mocks, project="fanout", stack=stack, preview=False)
     pulumi.runtime.set_all_config(config_for(stack_config, region))
     return mocks

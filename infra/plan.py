@@ -134,8 +134,10 @@ def run(stack_name: str) -> tuple[mocks.AwsMocks, stack.Stack]:
     return run_config(stack_name, stack_config, region)
 
 
-def run_config(stack_name: str, stack_config: dict[str, Any], region: str) -> tuple[mocks.AwsMocks, stack.Stack]:
-    recorded = mocks.install(stack_name, stack_config, region)
+def run_config(
+    stack_name: str, stack_config: dict[str, Any], region: str, *, lambda_concurrency: int | None = None
+) -> tuple[mocks.AwsMocks, stack.Stack]:
+    recorded = mocks.install(stack_name, stack_config, region, lambda_concurrency=lambda_concurrency)
     built: dict[str, stack.Stack] = {}
 
     @pulumi.runtime.test

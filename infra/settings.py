@@ -278,21 +278,39 @@ def _alarm_address_problems(stack: str, email: str | None, alarms: bool, product
 
 
 LAMBDA_UNRESERVED_MIN = 100  # Lambda keeps at least this much of the account's concurrency unreserved
+# Service Quotas' code of Lambda's "Concurrent executions" quota (per account and region).
+LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"
 
 
 def _concurrency(raw: dict[str, Any], topology: Topology) -> Concurrency:
-    """Reserved concurrency for the API path, refused when it (or the consumers) cannot fit the account."""
+    """Reserved concurrency for the API path, refused when it (or the consumers) cannot fit the account.
+
+    `accountConcurrency` is the quota the offline plan assumes; `pulumi preview`/`up` check the same
+    again against the account's real quota (`check_concurrency` with what Service Quotas says).
+    """
     limit = config_int(raw, "accountConcurrency", Concurrency.account_limit, 10, 1_000_000, NAMESPACE)
     reserved_raw = _mapping(raw, "reservedConcurrency")
     where = _key("reservedConcurrency")
     refuse_unknown(reserved_raw, ("api", "authorizer"), f"{where}.")
     reserved = {k: config_int(reserved_raw, k, 1, 1, limit, where) for k in ("api", "authorizer") if k in reserved_raw}
+    concurrency = Concurrency(account_limit=limit, api=reserved.get("api"), authorizer=reserved.get("authorizer"))
+    check_concurrency(topology, concurrency, limit, f"{_key('accountConcurrency')}")
+    return concurrency
+
+
+def check_concurrency(topology: Topology, concurrency: Concurrency, limit: int, source: str) -> None:
+    """Raises TopologyError (one line) when the reservations or the consumers cannot fit `limit`.
+
+    `source` says where the limit comes from: the config key, or the quota Service Quotas reported.
+    """
+    where = _key("reservedConcurrency")
+    reserved = {k: v for k, v in (("api", concurrency.api), ("authorizer", concurrency.authorizer)) if v is not None}
     total = sum(reserved.values())
     # Lambda refuses a reservation that leaves less than 100 unreserved (Lambda developer guide,
     # "Configuring reserved concurrency"), so an account with a quota of 10 can reserve nothing.
     if total and total > limit - LAMBDA_UNRESERVED_MIN:
         raise TopologyError(
-            f"{where} reserves {total} of the account's {limit} ({_key('accountConcurrency')}), but Lambda keeps "
+            f"{where} reserves {total} of the account's {limit} ({source}), but Lambda keeps "
             f"{LAMBDA_UNRESERVED_MIN} unreserved: reserve at most {max(limit - LAMBDA_UNRESERVED_MIN, 0)}, "
             "or raise the account's concurrency quota first"
         )
@@ -305,10 +323,9 @@ def _concurrency(raw: dict[str, Any], topology: Topology) -> Concurrency:
         raise TopologyError(
             f"{_key('consumers')} maxConcurrency adds up to {consumers - 1} (plus 1 for the generator), which "
             f"leaves the {starved} nothing of the account's {limit} concurrent executions "
-            f"({_key('accountConcurrency')}): lower maxConcurrency, reserve concurrency for the API with "
+            f"({source}): lower maxConcurrency, reserve concurrency for the API with "
             f"{where}, or raise the account's quota"
         )
-    return Concurrency(account_limit=limit, api=reserved.get("api"), authorizer=reserved.get("authorizer"))
 
 
 def _identity(raw: dict[str, Any], topology: Topology, production: bool) -> Identity:

@@ -33,7 +33,7 @@ from infra.components.table import DataTable
 from infra.components.topic import EventTopic
 from infra.components.website import WebSite
 from infra.context import AwsContext
-from infra.settings import Settings
+from infra.settings import LAMBDA_CONCURRENCY_QUOTA, Settings, check_concurrency
 
 PERSISTER_HANDLER = "handlers.persister:handler"
 ARCHIVE_HANDLER = "handlers.archive:handler"
@@ -86,6 +86,7 @@ class Stack:
 
 
 def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> Stack:
+    check_account_concurrency(settings)
     prefix = settings.prefix
     topology = settings.topology
 
@@ -296,6 +297,19 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
     if firewall is not None:
         firewall.add_alarms(stack.monitoring.topic)
     return stack
+
+
+def check_account_concurrency(settings: Settings) -> None:
+    """Refuses (one line) reservations or consumers the account's real Lambda quota cannot hold.
+
+    Read at every preview and up from Service Quotas (quota L-B99A9384, Lambda's concurrent
+    executions in this region), so a new account's quota of 10 stops the deploy before Lambda
+    does, half-way through.
+    """
+    quota = aws.servicequotas.get_service_quota(service_code="lambda", quota_code=LAMBDA_CONCURRENCY_QUOTA)
+    limit = int(quota.value)
+    source = f"its Lambda concurrency quota, Service Quotas {LAMBDA_CONCURRENCY_QUOTA}"
+    check_concurrency(settings.topology, settings.concurrency, limit, source)
 
 
 def delivery_rules(stack: Stack) -> dict[str, tuple[pulumi.Output[str], pulumi.Output[str]]]:

@@ -219,3 +219,36 @@ def test_a_subscriber_subscribes_in_the_topics_region_whatever_its_own():
     assert subscription["region"] == "eu-west-1" and subscription["topic"] == topic
     # The queue stays where the subscriber's provider is.
     assert all("region" not in q for q in _inputs(recorded, "aws:sqs/queue:Queue").values())
+
+
+# ---------------------------------------------------------------- reserved concurrency against the real quota
+
+
+def test_prd_is_refused_in_one_line_on_an_account_whose_quota_cannot_hold_its_reservations():
+    import pytest
+
+    from fanout.topology import TopologyError
+
+    config, region = mocks.read_stack_file("prd")
+    # A new account: Service Quotas says 10 concurrent executions, whatever the config assumes.
+    with pytest.raises(TopologyError) as refused:
+        plan.run_config("prd", copy.deepcopy(config), region, lambda_concurrency=10)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "reserves 25 of the account's 10" in message and "L-B99A9384" in message
+    assert "raise the account's concurrency quota" in message
+
+
+def test_dev_fits_a_new_account_and_prd_a_default_one(builds):
+    config, region = mocks.read_stack_file("dev")
+    _, dev = plan.run_config("dev", copy.deepcopy(config), region, lambda_concurrency=10)
+    assert dev.settings.concurrency.api is None and dev.settings.concurrency.authorizer is None
+    recorded, prd = builds["prd"]  # built against AWS's default quota of 1000
+    assert (prd.settings.concurrency.api, prd.settings.concurrency.authorizer) == (20, 5)
+    # Every function with a reservation alarms when throttled; the others have no ceiling of their own.
+    alarms = {a["name"]: a for a in _inputs(recorded, "aws:cloudwatch/metricAlarm:MetricAlarm").values()}
+    throttles = {n: a for n, a in alarms.items() if a["metricName"] == "Throttles"}
+    assert set(throttles) == {"fanout-prd-api-throttles", "fanout-prd-authorizer-throttles"}
+    for name, alarm in throttles.items():
+        assert alarm["namespace"] == "AWS/Lambda" and alarm["threshold"] == 1
+        assert alarm["dimensions"] == {"FunctionName": name.removesuffix("-throttles")}
