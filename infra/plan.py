@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from typing import Any
@@ -128,9 +129,19 @@ def describe(res: mocks.Registered) -> str:
     return ", ".join(f"{k}={_short(inputs[k])}" for k in keys if inputs.get(k) not in (None, "", [], {}))
 
 
-def run(stack_name: str) -> tuple[mocks.AwsMocks, stack.Stack]:
-    """Build the stack's program under mocks; returns what was registered and the built stack."""
+# CI gives prd its alarm address from the environment (pulumi/actions config-map, from the GitHub
+# environment's FANOUT_ALARM_EMAIL), not from the committed stack file: the plan takes it the same way.
+ALARM_EMAIL_ENV = "FANOUT_ALARM_EMAIL"
+
+
+def run(stack_name: str, alarm_email: str | None = None) -> tuple[mocks.AwsMocks, stack.Stack]:
+    """Build the stack's program under mocks; returns what was registered and the built stack.
+
+    `alarm_email` stands in for fanout:alarmEmail where the stack file sets none (as CI does).
+    """
     stack_config, region = mocks.read_stack_file(stack_name)
+    if alarm_email and "alarmEmail" not in stack_config:
+        stack_config = {**stack_config, "alarmEmail": alarm_email}
     return run_config(stack_name, stack_config, region)
 
 
@@ -152,9 +163,12 @@ def run_config(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default dev)")
+    parser.add_argument(
+        "--strict", action="store_true", help="fail (exit 1) on what `pulumi up` would refuse, instead of warning"
+    )
     args = parser.parse_args(argv)
     try:
-        recorded, built = run(args.stack)
+        recorded, built = run(args.stack, os.environ.get(ALARM_EMAIL_ENV) or None)
     except (TopologyError, FileNotFoundError) as exc:
         print(f"plan: {exc}", file=sys.stderr)  # noqa: T201
         return 1
@@ -184,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         + f"), in {sum(1 for r in recorded.resources if r.type.startswith('fanout:'))} components",
     ]
     print("\n".join(out))  # noqa: T201
+    if args.strict and s.deploy_warnings:
+        print(f"plan: {s.deploy_warnings[0]}", file=sys.stderr)  # noqa: T201
+        return 1
     return 0
 
 

@@ -269,7 +269,10 @@ def is_placeholder_address(email: str) -> bool:
 
 def _alarm_address_problems(stack: str, email: str | None, alarms: bool, production: bool) -> list[str]:
     """Why alarms of this stack would reach no one: every alarm e-mails fanout:alarmEmail."""
-    how = f"set a real address: pulumi config set {_key('alarmEmail')} you@your-domain --stack {stack}"
+    how = (
+        f"set a real address: pulumi config set {_key('alarmEmail')} you@your-domain --stack {stack} "
+        "(in CI: the GitHub environment's variable FANOUT_ALARM_EMAIL)"
+    )
     if email is not None and is_placeholder_address(email):
         return [f"{_key('alarmEmail')} {email!r} is a placeholder that never receives mail; {how}"]
     if email is None and alarms and production:

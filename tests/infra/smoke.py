@@ -9,6 +9,9 @@ POST /data -> 202, the item readable through GET /data/{id} and GET /data, 401 w
 404 for an unknown path, the OpenAPI document, and the AsyncAPI document published at
 `asyncapi_url` (this stack's topic, a receive operation per consumer). Needs AWS credentials only
 for the token.
+Throwaway users never outlive a run for long: every run first deletes smoke users older than
+`--ttl-minutes` (a runner that died mid-run could not), and `--clean-up-only` (the workflow's
+always-run step) deletes every smoke user of the pool and nothing else.
 Not collected by pytest (no test_ prefix): it talks to AWS.
 """
 
@@ -24,6 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -55,13 +59,41 @@ def expect(condition: bool, message: str) -> None:
     print(f"ok  {message}")
 
 
+SMOKE_USER_PREFIX = "smoke-"
+
+
+def stale_smoke_users(users: list[dict[str, Any]], now: datetime, ttl: timedelta) -> list[str]:
+    """Usernames of smoke users created more than `ttl` before `now` (ListUsers' entries)."""
+    return [
+        u["Username"] for u in users if u["Username"].startswith(SMOKE_USER_PREFIX) and now - u["UserCreateDate"] >= ttl
+    ]
+
+
+def clean_up_smoke_users(outputs: dict[str, Any], ttl: timedelta) -> list[str]:
+    """Deletes the pool's smoke users older than `ttl`; returns their names. No pool: nothing to do."""
+    pool = outputs.get("user_pool_id")
+    if outputs.get("identity_mode") != "cognito" or not pool:
+        return []
+    import boto3
+
+    idp = boto3.client("cognito-idp", region_name=pool.split("_", 1)[0])
+    users: list[dict[str, Any]] = []
+    for page in idp.get_paginator("list_users").paginate(UserPoolId=pool, Filter=f'username ^= "{SMOKE_USER_PREFIX}"'):
+        users += page["Users"]
+    stale = stale_smoke_users(users, datetime.now(UTC), ttl)
+    for username in stale:
+        idp.admin_delete_user(UserPoolId=pool, Username=username)
+        print(f"deleted smoke user {username}")
+    return stale
+
+
 @contextmanager
 def cognito_token(outputs: dict[str, Any]) -> Iterator[str]:
     import boto3
 
     pool, client_id = outputs["user_pool_id"], outputs["client_id"]
     idp = boto3.client("cognito-idp", region_name=pool.split("_", 1)[0])
-    username = f"smoke-{secrets.token_hex(6)}@example.com"
+    username = f"{SMOKE_USER_PREFIX}{secrets.token_hex(6)}@example.com"
     password = "Sm0ke-" + secrets.token_urlsafe(18) + "-A1"
     idp.admin_create_user(UserPoolId=pool, Username=username, MessageAction="SUPPRESS")
     try:
@@ -152,9 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.infra.smoke", description=__doc__.splitlines()[0])
     parser.add_argument("--outputs", required=True, help="file with `pulumi stack output --json --show-secrets`")
     parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the item to be persisted")
+    parser.add_argument(
+        "--ttl-minutes", type=float, default=60.0, help="smoke users older than this are deleted first (default 60)"
+    )
+    parser.add_argument("--clean-up-only", action="store_true", help="delete every smoke user of the pool, then stop")
     args = parser.parse_args(argv)
     with open(args.outputs, encoding="utf-8") as fh:
         outputs = json.load(fh)
+    if args.clean_up_only:
+        clean_up_smoke_users(outputs, timedelta(0))
+        return 0
+    clean_up_smoke_users(outputs, timedelta(minutes=args.ttl_minutes))
     base = outputs["web_url"].rstrip("/")
     print(f"smoke test against {base}")
     try:

@@ -252,3 +252,37 @@ def test_dev_fits_a_new_account_and_prd_a_default_one(builds):
     for name, alarm in throttles.items():
         assert alarm["namespace"] == "AWS/Lambda" and alarm["threshold"] == 1
         assert alarm["dimensions"] == {"FunctionName": name.removesuffix("-throttles")}
+
+
+# ---------------------------------------------------------------- prd plans and deploys with the committed config
+
+
+def test_committed_prd_plans_strictly_with_the_alarm_address_ci_gives_it(monkeypatch, capsys):
+    """The address comes from the CI environment (pulumi/actions config-map); placeholders stay refused."""
+    config, _ = mocks.read_stack_file("prd")
+    assert "alarmEmail" not in config  # nothing personal is committed
+    monkeypatch.setenv(plan.ALARM_EMAIL_ENV, "oncall@fanout-team.io")
+    assert plan.main(["--stack", "prd", "--strict"]) == 0
+    out = capsys.readouterr()
+    assert "warning:" not in out.out and "resources to create" in out.out
+    monkeypatch.setenv(plan.ALARM_EMAIL_ENV, "oncall@example.com")
+    assert plan.main(["--stack", "prd", "--strict"]) == 1
+    assert "is a placeholder" in capsys.readouterr().err
+    monkeypatch.delenv(plan.ALARM_EMAIL_ENV)
+    assert plan.main(["--stack", "prd", "--strict"]) == 1
+    assert "FANOUT_ALARM_EMAIL" in capsys.readouterr().err
+    assert plan.main(["--stack", "prd"]) == 0  # without --strict, a warning only
+
+
+def test_the_deploy_workflow_gives_prd_its_alarm_address_from_the_environment():
+    import yaml
+
+    from infra.paths import ROOT
+
+    doc = yaml.safe_load((ROOT / ".github/workflows/deploy.yml").read_text(encoding="utf-8"))
+    for job in ("prd-preview", "prd"):
+        steps = [s for s in doc["jobs"][job]["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+        assert steps, job
+        for step in steps:
+            config_map = yaml.safe_load(step["with"]["config-map"])
+            assert config_map == {"fanout:alarmEmail": {"value": "${{ vars.FANOUT_ALARM_EMAIL }}", "secret": False}}
