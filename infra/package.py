@@ -1,4 +1,9 @@
-"""Reproducible Lambda artifacts: `handlers/` + `fanout_kit` as one zip, the locked dependencies as a layer.
+"""Reproducible Lambda artifacts: `handlers/` + `fanout_kit` as one zip, the locked dependencies as layers.
+
+Two layers: every locked package but the X-Ray SDK, and the X-Ray SDK alone (with wrapt, which
+only it needs), attached only to the functions of stacks that turn `fanout:tracingSdk` on. The
+SDK is in maintenance (support ends 2027-02-25): handlers trace only through Powertools' Tracer,
+so moving to OpenTelemetry changes this layer, not the handlers.
 
 Same inputs, same bytes: entries are sorted, timestamps and permissions fixed, no bytecode and
 no machine-specific files (pip's console scripts carry the builder's interpreter path). So a
@@ -11,6 +16,7 @@ import argparse
 import base64
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,8 +39,12 @@ PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_
 HANDLER_ZIP = BUILD / "handlers.zip"
 LAYER_ZIP = BUILD / "layer.zip"
 LAYER_STAMP = BUILD / "layer.stamp"
+TRACING_LAYER_ZIP = BUILD / "layer-tracing.zip"
+TRACING_LAYER_STAMP = BUILD / "layer-tracing.stamp"
 # Bump when the layer recipe changes, so an old zip is not reused.
-LAYER_RECIPE = "2"
+LAYER_RECIPE = "3"
+# The locked packages that only Powertools' Tracer loads (aws_xray_sdk and its wrapt).
+TRACING_PACKAGES = frozenset({"aws-xray-sdk", "wrapt"})
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold
 _FILE_MODE = 0o100644 << 16  # regular file, rw-r--r--
@@ -57,6 +67,7 @@ class Artifact:
 class Artifacts:
     handlers: Artifact
     layer: Artifact
+    tracing_layer: Artifact | None = None  # the X-Ray SDK, for stacks with fanout:tracingSdk
 
 
 def _write_zip(target: Path, entries: Iterable[tuple[str, Path]]) -> Artifact:
@@ -97,20 +108,35 @@ def build_handlers() -> Artifact:
     return _write_zip(HANDLER_ZIP, entries)
 
 
-def _layer_stamp() -> str:
-    recipe = f"{LAYER_RECIPE}|{PYTHON_VERSION}|{','.join(PLATFORMS)}|".encode()
+def lock_requirements(tracing: bool) -> str:
+    """The lock's entries (pins, hashes, comments) of the tracing packages, or of every other one."""
+    entries = re.split(r"(?m)^(?=[A-Za-z0-9])", LOCK.read_text(encoding="utf-8"))
+    kept = []
+    for entry in entries:
+        name = re.match(r"[A-Za-z0-9._-]+", entry)
+        if name is not None and (name.group(0).lower().replace("_", "-") in TRACING_PACKAGES) == tracing:
+            kept.append(entry)
+    return "".join(kept)
+
+
+def _layer_stamp(tracing: bool = False) -> str:
+    recipe = f"{LAYER_RECIPE}|{PYTHON_VERSION}|{','.join(PLATFORMS)}|{'tracing' if tracing else 'core'}|".encode()
     return hashlib.sha256(recipe + LOCK.read_bytes()).hexdigest()
 
 
-def build_layer(force: bool = False) -> Artifact:
-    """The locked third-party packages under python/ (the layer path Lambda puts on sys.path)."""
-    stamp = _layer_stamp()
-    if not force and LAYER_ZIP.is_file() and LAYER_STAMP.is_file() and LAYER_STAMP.read_text() == stamp:
-        return Artifact.of(LAYER_ZIP)
+def build_layer(force: bool = False, *, tracing: bool = False) -> Artifact:
+    """Locked third-party packages under python/ (the layer path Lambda puts on sys.path): every one
+    but the X-Ray SDK, or (`tracing`) the X-Ray SDK alone."""
+    target, stamp_file = (TRACING_LAYER_ZIP, TRACING_LAYER_STAMP) if tracing else (LAYER_ZIP, LAYER_STAMP)
+    stamp = _layer_stamp(tracing)
+    if not force and target.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return Artifact.of(target)
     with tempfile.TemporaryDirectory(prefix="fanout-layer-") as tmp:
         site = Path(tmp) / "python"
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text(lock_requirements(tracing), encoding="utf-8")
         cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        cmd += ["--no-deps", "--no-compile", "--require-hashes", "-r", str(LOCK), "--target", str(site)]
+        cmd += ["--no-deps", "--no-compile", "--require-hashes", "-r", str(requirements), "--target", str(site)]
         cmd += [arg for p in PLATFORMS for arg in ("--platform", p)]
         cmd += ["--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp"]
         env = {**os.environ, "PIP_NO_INPUT": "1"}
@@ -119,8 +145,8 @@ def build_layer(force: bool = False) -> Artifact:
             raise RuntimeError(f"pip could not build the layer:\n{result.stdout}\n{result.stderr}")
         # Console scripts embed this machine's interpreter path; Lambda never runs them.
         shutil.rmtree(site / "bin", ignore_errors=True)
-        artifact = _write_zip(LAYER_ZIP, _tree(site, "python/"))
-    LAYER_STAMP.write_text(stamp)
+        artifact = _write_zip(target, _tree(site, "python/"))
+    stamp_file.write_text(stamp)
     return artifact
 
 
@@ -132,11 +158,15 @@ def existing() -> Artifacts:
             return Artifact.of(path)
         return Artifact(path, "0" * 64, base64.b64encode(bytes(32)).decode(), 0)
 
-    return Artifacts(handlers=one(HANDLER_ZIP), layer=one(LAYER_ZIP))
+    return Artifacts(handlers=one(HANDLER_ZIP), layer=one(LAYER_ZIP), tracing_layer=one(TRACING_LAYER_ZIP))
 
 
 def build_all(force_layer: bool = False) -> Artifacts:
-    return Artifacts(handlers=build_handlers(), layer=build_layer(force=force_layer))
+    return Artifacts(
+        handlers=build_handlers(),
+        layer=build_layer(force=force_layer),
+        tracing_layer=build_layer(force=force_layer, tracing=True),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"package: {exc}", file=sys.stderr)  # noqa: T201
         return 1
-    for artifact in (artifacts.handlers, artifacts.layer):
+    for artifact in (artifacts.handlers, artifacts.layer, artifacts.tracing_layer):
+        if artifact is None:
+            continue
         rel = artifact.path.relative_to(BUILD.parents[1])
         print(f"{rel}  {artifact.size / 1024:,.0f} KiB  sha256 {artifact.sha256}")  # noqa: T201
     print(f"runtime {RUNTIME} ({ARCHITECTURE})")  # noqa: T201

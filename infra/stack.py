@@ -17,6 +17,7 @@ import pulumi_random as random
 
 from fanout import asyncapi
 from fanout.environment import Refs, consumer_environment, function_environment
+from fanout.topology import NAMESPACE, TopologyError
 from infra import package, policies
 from infra.components.access_logs import CdnAccessLogs
 from infra.components.api import DataApi
@@ -99,12 +100,27 @@ def build(settings: Settings, ctx: AwsContext, artifacts: package.Artifacts) -> 
         compatible_runtimes=[package.RUNTIME],
         compatible_architectures=[package.ARCHITECTURE],
     )
+    # The X-Ray SDK only where the tracer is on (its support ends 2027-02-25; docs/deploy.md, "Tracing").
+    tracing_layer = None
+    if settings.tracing_sdk:
+        if artifacts.tracing_layer is None:
+            raise TopologyError(f"{NAMESPACE}:tracingSdk needs the tracing layer: run `make package`")
+        tracing_layer = aws.lambda_.LayerVersion(
+            "deps-tracing",
+            layer_name=f"{prefix}-deps-tracing",
+            description="fanout: the X-Ray SDK for Powertools' Tracer (requirements-lambda.lock)",
+            code=pulumi.FileArchive(str(artifacts.tracing_layer.path)),
+            source_code_hash=artifacts.tracing_layer.source_code_hash,
+            compatible_runtimes=[package.RUNTIME],
+            compatible_architectures=[package.ARCHITECTURE],
+        )
     network = Network("network", settings, ctx) if settings.network.enabled else None
     shared = SharedCode(
         settings=settings,
         ctx=ctx,
         archive=artifacts.handlers,
         layer_arn=layer.arn,
+        tracing_layer_arn=tracing_layer.arn if tracing_layer is not None else None,
         subnet_ids=network.subnet_ids if network else None,
         security_group_ids=network.security_group_ids if network else None,
     )

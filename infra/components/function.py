@@ -24,6 +24,7 @@ class SharedCode:
     ctx: AwsContext
     archive: package.Artifact
     layer_arn: pulumi.Input[str]
+    tracing_layer_arn: pulumi.Input[str] | None = None  # the X-Ray SDK's layer: fanout:tracingSdk only
     subnet_ids: pulumi.Input[Sequence[str]] | None = None
     security_group_ids: pulumi.Input[Sequence[str]] | None = None
 
@@ -62,7 +63,7 @@ def function_args(spec: FunctionSpec, shared: SharedCode) -> FunctionArgs:
         memory_mb=spec.memory_mb,
         runtime=package.RUNTIME,
         architecture=package.ARCHITECTURE,
-        layers=[shared.layer_arn],
+        layers=[shared.layer_arn, *([shared.tracing_layer_arn] if shared.tracing_layer_arn is not None else [])],
         source_code_hash=shared.archive.source_code_hash,
         log_retention_days=settings.log_retention_days,
         function_name=f"{settings.prefix}-{spec.short_name}",

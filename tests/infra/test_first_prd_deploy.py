@@ -286,3 +286,34 @@ def test_the_deploy_workflow_gives_prd_its_alarm_address_from_the_environment():
         for step in steps:
             config_map = yaml.safe_load(step["with"]["config-map"])
             assert config_map == {"fanout:alarmEmail": {"value": "${{ vars.FANOUT_ALARM_EMAIL }}", "secret": False}}
+
+
+# ---------------------------------------------------------------- the X-Ray SDK only where the tracer is on
+
+
+def test_the_xray_sdk_is_split_out_of_the_main_layer():
+    import re
+
+    from infra import package
+
+    def names(text: str) -> set[str]:
+        return {m.lower() for m in re.findall(r"(?m)^([A-Za-z0-9._-]+)==", text)}
+
+    core, tracing = names(package.lock_requirements(False)), names(package.lock_requirements(True))
+    assert tracing == {"aws-xray-sdk", "wrapt"}
+    assert not core & tracing and "aws-lambda-powertools" in core
+    assert core | tracing == names(package.LOCK.read_text(encoding="utf-8"))
+    # Every pin keeps its hashes (pip --require-hashes).
+    assert package.lock_requirements(True).count("--hash=sha256:") >= 2
+    assert package._layer_stamp(True) != package._layer_stamp(False)
+
+
+def test_only_stacks_with_the_tracer_on_get_the_xray_layer(builds):
+    for name, tracing in (("dev", False), ("prd", False), ("variant", True)):
+        recorded, built = builds[name]
+        assert built.settings.tracing_sdk is tracing
+        layers = {r["layerName"] for r in _inputs(recorded, "aws:lambda/layerVersion:LayerVersion").values()}
+        prefix = built.settings.prefix
+        assert layers == ({f"{prefix}-deps", f"{prefix}-deps-tracing"} if tracing else {f"{prefix}-deps"})
+        for function in _inputs(recorded, "aws:lambda/function:Function").values():
+            assert len(function["layers"]) == (2 if tracing else 1), (name, function["name"])
