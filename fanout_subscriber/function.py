@@ -40,6 +40,7 @@ class FunctionArgs:
     subnet_ids: pulumi.Input[Sequence[str]] | None = None  # set both to run inside a VPC
     security_group_ids: pulumi.Input[Sequence[str]] | None = None
     reserved_concurrency: int | None = None  # None: the function shares the account's unreserved pool
+    role_path: str | None = None  # the role's IAM path ("/team/"), e.g. to bound who may manage it; None: "/"
 
 
 class Function(pulumi.ComponentResource):
@@ -70,6 +71,7 @@ class Function(pulumi.ComponentResource):
         self.role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=policies.assume_role("lambda.amazonaws.com"),
+            path=args.role_path,
             description=args.description or f"{name} function",
             opts=child,
         )

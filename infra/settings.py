@@ -26,6 +26,8 @@ WAF_KEYS = ("enabled", "rateLimitPer5Min", "blockDirectApi", "blockedAlarmThresh
 # The API's routes as "METHOD /path": the keys of per-method throttles.
 ROUTES = ("POST /data", "GET /data", "GET /data/{id}", "GET /openapi.json")
 
+# The tag naming a resource's stack where a name cannot (KMS keys): infra/deploy_role.py relies on it.
+STACK_TAG = "fanout-stack"
 # Keys read as plain strings; every other key is JSON (numbers, booleans, mappings, lists).
 STRING_KEYS = ("prefix", "alarmEmail", "logLevel", "apiStageName", "priceClass")
 # The known `fanout:` keys are listed once, in fanout/topology.py (add new keys there): a key in
@@ -127,6 +129,16 @@ class Settings:
     @property
     def prefix(self) -> str:
         return self.topology.prefix
+
+    @property
+    def role_path(self) -> str:
+        """The IAM path of every role the stack creates: the deploy role may manage roles there only."""
+        return f"/{self.prefix}/"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags on what cannot be bounded by name (KMS keys): the deploy role's condition on them."""
+        return {STACK_TAG: self.prefix}
 
 
 def _key(name: str) -> str:

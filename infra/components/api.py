@@ -181,6 +181,7 @@ class DataApi(pulumi.ComponentResource):
                 # the aws.apigateway.Account example in the Pulumi registry is the same); a condition
                 # that never matches fails the Account resource and the first `pulumi up`.
                 assume_role_policy=policies.assume_role("apigateway.amazonaws.com"),
+                path=settings.role_path,
                 description="API Gateway: write access logs to CloudWatch Logs (account setting)",
                 opts=retained,
             )

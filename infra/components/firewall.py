@@ -168,6 +168,7 @@ class Firewall(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30 if s.production else 7,
             region=EDGE_REGION,
+            tags=s.tags,
             policy=policies.document(
                 [
                     policies.allow(["kms:*"], ["*"], sid="EnableIamPolicies", principal={"AWS": ctx.root_principal()}),

@@ -71,6 +71,7 @@ def function_args(spec: FunctionSpec, shared: SharedCode) -> FunctionArgs:
         subnet_ids=shared.subnet_ids if in_vpc else None,
         security_group_ids=shared.security_group_ids if in_vpc else None,
         reserved_concurrency=spec.reserved_concurrency,
+        role_path=settings.role_path,
     )
 
 

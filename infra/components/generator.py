@@ -82,6 +82,7 @@ class Generator(pulumi.ComponentResource):
         self.scheduler_role = aws.iam.Role(
             f"{name}-scheduler-role",
             assume_role_policy=policies.assume_role("scheduler.amazonaws.com", shared.ctx.account_id),
+            path=settings.role_path,
             description=f"fanout generator schedule ({settings.stack})",
             opts=child,
         )

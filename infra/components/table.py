@@ -34,6 +34,7 @@ class DataTable(pulumi.ComponentResource):
             description=f"{settings.prefix}: DynamoDB tables",
             enable_key_rotation=True,
             deletion_window_in_days=30 if settings.production else 7,
+            tags=settings.tags,
             # DynamoDB uses the key through grants it creates; callers are granted via IAM (root statement).
             policy=policies.document(
                 [policies.allow(["kms:*"], ["*"], sid="EnableIamPolicies", principal={"AWS": ctx.root_principal()})]

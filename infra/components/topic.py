@@ -114,6 +114,7 @@ class EventTopic(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30 if settings.production else 7,
             policy=key_policy(settings, ctx),
+            tags=settings.tags,
             opts=child,
         )
         self.alias = aws.kms.Alias(
