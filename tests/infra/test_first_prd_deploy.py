@@ -317,3 +317,29 @@ def test_only_stacks_with_the_tracer_on_get_the_xray_layer(builds):
         assert layers == ({f"{prefix}-deps", f"{prefix}-deps-tracing"} if tracing else {f"{prefix}-deps"})
         for function in _inputs(recorded, "aws:lambda/function:Function").values():
             assert len(function["layers"]) == (2 if tracing else 1), (name, function["name"])
+
+
+# ---------------------------------------------------------------- every prerequisite is written down
+
+
+def test_deploy_doc_lists_every_prerequisite_of_a_first_prd_deploy():
+    from infra.paths import ROOT
+
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = text.split("\n## Prerequisites\n", 1)[1].split("\n## ", 1)[0]
+    for needed in (
+        "pulumi stack init prd",  # CI never creates a stack
+        "`upsert` is off",
+        "python -m infra.deploy_role --stack prd",  # the deploy role, as code
+        "--preview",  # and the read-only preview role
+        "L-B99A9384",  # the Lambda quota preview reads
+        "125 or more",
+        "AWS Support",  # CloudFront on a new account
+        "SCP",  # us-east-1 resources
+        "us-east-1",
+        "FANOUT_ALARM_EMAIL",
+        "2027-10",  # CI's Python 3.11
+    ):
+        assert needed in section, needed
+    tracing = text.split("\n## Tracing\n", 1)[1].split("\n## ", 1)[0]
+    assert "2027-02-25" in tracing and "OpenTelemetry" in tracing and "Tracer" in tracing
