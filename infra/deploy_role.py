@@ -39,6 +39,14 @@ def _allow(sid: str, actions: list[str], resources: list[str], condition: dict |
     return statement
 
 
+def _merge_conditions(*conditions: dict) -> dict:
+    merged: dict = {}
+    for condition in conditions:
+        for operator, pairs in condition.items():
+            merged.setdefault(operator, {}).update(pairs)
+    return merged
+
+
 def preview_policy(settings: Settings, account: str, region: str, partition: str = "aws") -> dict[str, Any]:
     """What `pulumi preview` asks of AWS itself: the Lambda quota (and the zones, with a VPC)."""
     statements = [
@@ -440,6 +448,18 @@ def deploy_policy(settings: Settings, account: str, region: str, partition: str 
                 "cognito-idp:UpdateUserPoolClient",
             ],
             [arn("cognito-idp", "userpool/*")],
+        ),
+        # The smoke test removes what its throwaway user stored (tests/infra/smoke.py), nothing else.
+        _allow(
+            "SmokeTestItems",
+            ["dynamodb:DeleteItem", "dynamodb:Query"],
+            [arn("dynamodb", f"table/{settings.topology.table_name}")],
+        ),
+        _allow(
+            "SmokeTestItemsKey",
+            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            [arn("kms", "key/*")],
+            _merge_conditions(tagged, {"StringEquals": {"kms:ViaService": f"dynamodb.{r}.amazonaws.com"}}),
         ),
         # X-Ray resource policies have no resource-level permissions.
         _allow(

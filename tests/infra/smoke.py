@@ -9,9 +9,10 @@ POST /data -> 202, the item readable through GET /data/{id} and GET /data, 401 w
 404 for an unknown path, the OpenAPI document, and the AsyncAPI document published at
 `asyncapi_url` (this stack's topic, a receive operation per consumer). Needs AWS credentials only
 for the token.
-Throwaway users never outlive a run for long: every run first deletes smoke users older than
-`--ttl-minutes` (a runner that died mid-run could not), and `--clean-up-only` (the workflow's
-always-run step) deletes every smoke user of the pool and nothing else.
+Throwaway users (and the items they stored) never outlive a run for long: every run first deletes
+smoke users older than `--ttl-minutes` (a runner that died mid-run could not), and
+`--clean-up-only` (the workflow's always-run step) deletes every smoke user of the pool and
+nothing else.
 Not collected by pytest (no test_ prefix): it talks to AWS.
 """
 
@@ -69,6 +70,30 @@ def stale_smoke_users(users: list[dict[str, Any]], now: datetime, ttl: timedelta
     ]
 
 
+def delete_items_of(outputs: dict[str, Any], sub: str) -> int:
+    """Deletes what a smoke user stored in the data table (pk USER#<sub>); returns how many items."""
+    import boto3
+
+    region = outputs["topic_arn"].split(":")[3]
+    table, pk = outputs["table_name"], f"USER#{sub}"
+    ddb = boto3.client("dynamodb", region_name=region)
+    deleted = 0
+    for page in ddb.get_paginator("query").paginate(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": pk}},
+        ProjectionExpression="pk, sk",
+    ):
+        for item in page["Items"]:
+            ddb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+            deleted += 1
+    return deleted
+
+
+def _sub(attributes: list[dict[str, str]]) -> str | None:
+    return next((a["Value"] for a in attributes if a["Name"] == "sub"), None)
+
+
 def clean_up_smoke_users(outputs: dict[str, Any], ttl: timedelta) -> list[str]:
     """Deletes the pool's smoke users older than `ttl`; returns their names. No pool: nothing to do."""
     pool = outputs.get("user_pool_id")
@@ -81,7 +106,11 @@ def clean_up_smoke_users(outputs: dict[str, Any], ttl: timedelta) -> list[str]:
     for page in idp.get_paginator("list_users").paginate(UserPoolId=pool, Filter=f'username ^= "{SMOKE_USER_PREFIX}"'):
         users += page["Users"]
     stale = stale_smoke_users(users, datetime.now(UTC), ttl)
+    subs = {u["Username"]: _sub(u.get("Attributes", [])) for u in users}
     for username in stale:
+        sub = subs.get(username)
+        if sub:
+            delete_items_of(outputs, sub)
         idp.admin_delete_user(UserPoolId=pool, Username=username)
         print(f"deleted smoke user {username}")
     return stale
@@ -95,7 +124,8 @@ def cognito_token(outputs: dict[str, Any]) -> Iterator[str]:
     idp = boto3.client("cognito-idp", region_name=pool.split("_", 1)[0])
     username = f"{SMOKE_USER_PREFIX}{secrets.token_hex(6)}@example.com"
     password = "Sm0ke-" + secrets.token_urlsafe(18) + "-A1"
-    idp.admin_create_user(UserPoolId=pool, Username=username, MessageAction="SUPPRESS")
+    created = idp.admin_create_user(UserPoolId=pool, Username=username, MessageAction="SUPPRESS")
+    sub = _sub(created["User"].get("Attributes", []))
     try:
         idp.admin_set_user_password(UserPoolId=pool, Username=username, Password=password, Permanent=True)
         for group in ("data.read", "data.write"):
@@ -109,6 +139,9 @@ def cognito_token(outputs: dict[str, Any]) -> Iterator[str]:
         # The ID token: its `aud` is the app client, which is what the authorizer checks.
         yield auth["AuthenticationResult"]["IdToken"]
     finally:
+        # What it stored goes with it: prd keeps no smoke-test items.
+        if sub:
+            delete_items_of(outputs, sub)
         idp.admin_delete_user(UserPoolId=pool, Username=username)
 
 

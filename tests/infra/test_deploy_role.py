@@ -120,7 +120,10 @@ def test_the_role_is_bounded_to_its_stack(builds):
         if s["Resource"] == ["*"]:
             assert s["Condition"]["StringEquals"] == {f"aws:RequestTag/{STACK_TAG}": "fanout-prd"}
         elif any(":key/" in r for r in s["Resource"]):
-            assert s["Condition"] == {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": "fanout-prd"}}
+            assert s["Condition"]["StringEquals"][f"aws:ResourceTag/{STACK_TAG}"] == "fanout-prd", s["Sid"]
+            if {"kms:Decrypt", "kms:Encrypt"} & set(s["Action"]):
+                # Data keys only through DynamoDB (the smoke test's clean-up of its own items).
+                assert s["Condition"]["StringEquals"]["kms:ViaService"] == "dynamodb.eu-west-1.amazonaws.com"
 
 
 def test_the_preview_role_reads_the_quota_and_changes_nothing(builds):

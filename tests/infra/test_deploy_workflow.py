@@ -68,3 +68,33 @@ def test_smoke_users_older_than_the_ttl_are_the_ones_deleted():
     assert stale_smoke_users(users, now, timedelta(hours=1)) == ["smoke-a@example.com"]
     # The always-run clean-up: every smoke user, never anyone else.
     assert stale_smoke_users(users, now, timedelta(0)) == ["smoke-a@example.com", "smoke-b@example.com"]
+
+
+def test_a_smoke_user_takes_its_items_with_it(monkeypatch):
+    """Every item under the smoke user's key is deleted, and only those (moto's DynamoDB)."""
+    import boto3
+    from moto import mock_aws
+
+    from tests.infra import smoke
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for var, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
+        monkeypatch.setenv(var, value)
+    outputs = {"topic_arn": "arn:aws:sns:eu-west-1:123456789012:fanout-prd-data-events", "table_name": "data"}
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="eu-west-1")
+        ddb.create_table(
+            TableName="data",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for user, n in (("smoke-sub", 3), ("alice", 2)):
+            for i in range(n):
+                ddb.put_item(TableName="data", Item={"pk": {"S": f"USER#{user}"}, "sk": {"S": f"DATA#{i}"}})
+        assert smoke.delete_items_of(outputs, "smoke-sub") == 3
+        left = {i["pk"]["S"] for i in ddb.scan(TableName="data")["Items"]}
+        assert left == {"USER#alice"}
