@@ -292,11 +292,18 @@ def cmd_replay(args: argparse.Namespace) -> None:
         publish = observe.replay_to_consumer(
             clients.client("sqs"), clients.client("sns"), os.environ["TOPIC_ARN"], args.consumer
         )
-    count = replay.replay(clients.client("s3"), bucket, since, until, publish, args.type)
+    skipped: list[str] = []
+
+    def skip(line: str) -> None:  # an archive line that is not an event: named, and the replay goes on
+        skipped.append(line)
+        print(f"fanout: skipped {line}", file=sys.stderr, flush=True)
+
+    count = replay.replay(clients.client("s3"), bucket, since, until, publish, args.type, skip)
     what = f" of type {args.type}" if args.type else ""
     what += f" to {args.consumer}'s queue only" if args.consumer else ""
     window = f"{since:%Y-%m-%dT%H:%M:%SZ} and {until:%Y-%m-%dT%H:%M:%SZ}"
-    print(f"replayed {count} events{what} from s3://{bucket} between {window}")
+    left = f"; skipped {len(skipped)} archive lines that are not events" if skipped else ""
+    print(f"replayed {count} events{what} from s3://{bucket} between {window}{left}")
 
 
 def cmd_reset(args: argparse.Namespace) -> None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from fanout import consumers, localenv, topology, tracing
+from fanout import consumers, localenv, topology, tracing, untrusted
 
 try:  # helper C's control-character escaping for printed fields
     from fanout.text import printable, printable_json
@@ -187,6 +187,20 @@ def tail_line(event: dict[str, Any]) -> str:
     )
 
 
+PREVIEW_CHARS = 60
+
+
+def skipped_line(message: dict[str, Any], parsed: untrusted.Parsed) -> str:
+    """One line naming a message `tail` does not print, and why."""
+    body = message.get("Body", "")
+    why = parsed.problem or f"a JSON {type(parsed.value).__name__}, not an event object"
+    preview = body[:PREVIEW_CHARS] + ("…" if len(body) > PREVIEW_CHARS else "")
+    return printable(
+        f"fanout: skipped message {message.get('MessageId')} ({untrusted.size(body)}): body is {why}; "
+        f"it starts {preview!r}"
+    )
+
+
 def cmd_tail(args: argparse.Namespace) -> None:
     if args.aws:
         if not args.topic_arn:
@@ -220,16 +234,14 @@ def tail(
                 for m in batch:
                     if count is not None and printed >= count:
                         break  # the rest goes with the queue
-                    try:
-                        event = json.loads(m["Body"])
-                    except ValueError:
-                        event = {"body": m["Body"]}
-                    if as_json:
-                        say(printable_json(event))  # any JSON value, escaped for the terminal
-                    else:
-                        say(tail_line(event) if isinstance(event, dict) else printable(m["Body"]))
-                    printed += 1
                     done.append(m)
+                    # Anyone can publish anything: what is not an event object is named on stderr, not printed.
+                    parsed = untrusted.parse(m["Body"])
+                    if not isinstance(parsed.value, dict):
+                        say(skipped_line(m, parsed), err=True)
+                        continue
+                    say(printable_json(parsed.value) if as_json else tail_line(parsed.value))
+                    printed += 1
                 queue.delete(done)
                 if signals.requested:
                     break

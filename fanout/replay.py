@@ -13,14 +13,19 @@ onto the bus with StartReplay (EventBridge does the work; this only starts it).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fanout import untrusted
+from fanout.text import printable
 from handlers.core import archive
 
 Publish = Callable[[list[dict[str, Any]]], int]
+Skip = Callable[[str], None]  # told each archive line replay passes over: "s3://bucket/key line N: why"
+log = logging.getLogger("fanout.replay")
 PUBLISH_CHUNK = 500  # events held in memory between publishes
 
 
@@ -51,18 +56,58 @@ def _keys(s3: Any, bucket: str, day: str) -> Iterator[str]:
             yield obj["Key"]
 
 
+def _skip_to_log(line: str) -> None:
+    log.warning("replay skipped %s", line)
+
+
+def _events(body: bytes, where: str, skip: Skip) -> Iterator[tuple[dict[str, Any], datetime]]:
+    """The events of one archive object with their times; each line that is not one is skipped and named.
+
+    Anyone who can write to the bucket chooses these bytes: one bad line costs that line, never the rest.
+    """
+    from handlers.core import events as cloudevents
+
+    for n, line in enumerate(body.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        parsed = untrusted.parse(line)
+        event = parsed.value
+        if not parsed.ok:
+            problem = parsed.problem
+        elif not isinstance(event, dict):
+            problem = f"a JSON {type(event).__name__}, not an event object"
+        else:
+            try:
+                cloudevents.validate(event)
+                when = parse_time(event["time"])
+            except (cloudevents.InvalidEvent, ReplayError) as exc:
+                problem = f"not a valid event ({str(exc)[:200]})"
+            else:
+                yield event, when
+                continue
+        skip(printable(f"{where} line {n}: {problem}"))
+
+
 def archived(
-    s3: Any, bucket: str, since: datetime, until: datetime, event_type: str | None = None
+    s3: Any,
+    bucket: str,
+    since: datetime,
+    until: datetime,
+    event_type: str | None = None,
+    skip: Skip = _skip_to_log,
 ) -> Iterator[dict[str, Any]]:
-    """Each archived event with since <= time < until (and of event_type), once per id, day by day."""
+    """Each archived event with since <= time < until (and of event_type), once per id, day by day.
+
+    A line that is not a valid event is passed over: `skip` is told where and why, in one line."""
     seen: set[str] = set()
     for day in days(since, until):
         found: dict[str, dict[str, Any]] = {}
         for key in _keys(s3, bucket, day):
-            for event in archive.from_ndjson(s3.get_object(Bucket=bucket, Key=key)["Body"].read()):
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            for event, when in _events(body, f"s3://{bucket}/{key}", skip):
                 if event["id"] in seen or (event_type and event.get("type") != event_type):
                     continue
-                if since <= parse_time(event["time"]) < until:
+                if since <= when < until:
                     found[event["id"]] = event
         seen |= set(found)
         # Oldest first, so consumers see a replay in the order the events happened.
@@ -70,13 +115,20 @@ def archived(
 
 
 def replay(
-    s3: Any, bucket: str, since: datetime, until: datetime, publish: Publish, event_type: str | None = None
+    s3: Any,
+    bucket: str,
+    since: datetime,
+    until: datetime,
+    publish: Publish,
+    event_type: str | None = None,
+    skip: Skip = _skip_to_log,
 ) -> int:
-    """Publish the window's archived events again; returns how many."""
+    """Publish the window's archived events again; returns how many. Archive lines that are not
+    valid events are passed over, each named to `skip` in one line."""
     if until <= since:
         raise ReplayError("--until must be after --since")
     total, chunk = 0, []
-    for event in archived(s3, bucket, since, until, event_type):
+    for event in archived(s3, bucket, since, until, event_type, skip):
         chunk.append(event)
         if len(chunk) >= PUBLISH_CHUNK:
             total += publish(chunk)

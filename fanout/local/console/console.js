@@ -290,7 +290,7 @@ async function showDlq() {
         h('td', { class: 'cell-text' }, h('code', {}, m.messageId)),
         h('td', {}, String(m.receiveCount)),
         h('td', { class: 'cell-error' }, m.error || '–'),
-        h('td', { class: 'cell-text' }, typeof m.body === 'object' && m.body ? `${m.body.type || ''} ${m.body.id || ''}` : String(m.body)),
+        h('td', { class: 'cell-text', title: m.bodyProblem || '' }, dlqBody(m)),
       ),
     );
     byId('dlq-body').replaceChildren(...rows);
@@ -343,6 +343,12 @@ async function confirmed() {
 
 // ---------------------------------------------------------------------- replay and cost
 
+function dlqBody(m) {
+  // Anyone's bytes: a body the stack could not read as JSON comes as text, with the reason.
+  if (m.bodyProblem) return `(body is ${m.bodyProblem}) ${String(m.body).slice(0, 200)}`;
+  return typeof m.body === 'object' && m.body ? `${m.body.type || ''} ${m.body.id || ''}` : String(m.body);
+}
+
 async function replay(event) {
   event.preventDefault();
   const form = event.currentTarget;
@@ -353,7 +359,8 @@ async function replay(event) {
   try {
     const answer = await postJson('/_local/replay', doc);
     const to = answer.consumer ? ` to ${answer.consumer}'s queue` : ' on the topic';
-    status.textContent = `replayed ${answer.replayed} event${answer.replayed === 1 ? '' : 's'}${to}`;
+    const skipped = answer.skipped ? `; skipped ${answer.skipped} archive line${answer.skipped === 1 ? '' : 's'} that are not events (${answer.skips[0]}${answer.skipped > 1 ? ', …' : ''})` : '';
+    status.textContent = `replayed ${answer.replayed} event${answer.replayed === 1 ? '' : 's'}${to}${skipped}`;
   } catch (error) {
     status.className = 'field-error';
     status.textContent = error.message;
