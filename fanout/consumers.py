@@ -271,28 +271,31 @@ def peek(sqs: Any, queue_url: str, limit: int = 1000) -> list[dict[str, Any]]:
     """Read messages without consuming them: received briefly, then made visible again."""
     seen: dict[str, dict[str, Any]] = {}
     handles: list[str] = []
-    while len(seen) < limit:
-        batch = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=30,
-            WaitTimeSeconds=0,
-            MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["All"],
-        ).get("Messages", [])
-        if not batch:
-            break
-        for m in batch:
-            seen.setdefault(m["MessageId"], m)
-            handles.append(m["ReceiptHandle"])
-    for start in range(0, len(handles), 10):
-        sqs.change_message_visibility_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                for i, h in enumerate(handles[start : start + 10])
-            ],
-        )
+    try:
+        while len(seen) < limit:
+            batch = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=30,  # only while this look pages through; released below, whatever happens
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages", [])
+            handles += [m["ReceiptHandle"] for m in batch]
+            fresh = [m for m in batch if m["MessageId"] not in seen]
+            if not fresh:
+                break  # empty, or only messages seen already (they came back): the whole queue was read
+            for m in fresh:
+                seen[m["MessageId"]] = m
+    finally:
+        for start in range(0, len(handles), 10):
+            sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                    for i, h in enumerate(handles[start : start + 10])
+                ],
+            )
     return list(seen.values())
 
 

@@ -6,8 +6,10 @@ its outcome and last error), and a tap rule on the bus (the persister's announce
 for each bus consumer whether its event pattern matched). `fanout trace`, `fanout dlq show`
 and the console read it through the gateway's /_local/ endpoints.
 
-Memory is bounded: the newest `capacity` events are kept, the oldest dropped first. The
-ledger is written to the state dir with the rest of the local state, so a restart keeps it.
+Memory is bounded: the newest `capacity` events are kept, the oldest dropped first, and each
+recorded field is cut to a few hundred characters (an event id longer than `ID_CHARS` is not
+recorded at all: anyone can publish one, and no id the API makes comes near it). The ledger is
+written to the state dir with the rest of the local state, so a restart keeps it.
 """
 
 from __future__ import annotations
@@ -24,29 +26,54 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fanout_kit.events import cloudevent_of
+from fanout import untrusted
 
 log = logging.getLogger("fanout.local.ledger")
 CAPACITY = 10_000
-STATES = ("processed", "retrying", "dlq", "filtered", "pending")
+STATES = ("processed", "running", "retrying", "dlq", "filtered", "pending")
 ERROR_CHARS = 500  # a last error longer than this is cut: it is a hint, the log has the traceback
+ID_CHARS = 200  # the longest event id recorded (ULIDs have 26); the trace route takes no longer one
+FIELD_CHARS = 200  # type and subject as recorded
+RUNNING_GRACE = 5.0  # seconds past an invocation's timeout before a start with no outcome stops showing "running"
 
 
 class _Attempts:
     """One consumer's attempts at one event."""
 
-    __slots__ = ("attempts", "error", "max_receive", "message_id", "ok", "receive_count", "when")
+    __slots__ = (
+        "attempts",
+        "deliveries",
+        "error",
+        "max_receive",
+        "message_id",
+        "ok",
+        "receive_count",
+        "running_until",
+        "when",
+    )
 
     def __init__(self) -> None:
-        self.attempts = 0
+        self.attempts = 0  # finished invocations of the current delivery
+        self.deliveries = 0  # deliveries to this consumer: the first, then each replay or redrive
         self.receive_count = 0
         self.max_receive = 0
         self.ok: bool | None = None
         self.error: str | None = None
         self.message_id: str | None = None
         self.when = 0.0
+        self.running_until = 0.0  # an invocation started and has not ended: "running" until then (epoch)
+
+    def delivery(self, message_id: str, receive_count: int) -> None:
+        """Note which SQS message the event came in; a new message received for the first time is a new
+        delivery (a replay, a redrive), whose attempts are counted afresh: it is not a retry."""
+        if self.deliveries == 0 or (message_id != self.message_id and receive_count <= 1):
+            self.deliveries += 1
+            self.attempts = 0
+        self.message_id = message_id
 
     def state(self) -> str:
+        if self.running_until > time.time():
+            return "running"
         if self.ok:
             return "processed"
         if self.ok is None:
@@ -54,12 +81,23 @@ class _Attempts:
         return "dlq" if self.max_receive and self.receive_count >= self.max_receive else "retrying"
 
     def dump(self) -> list[Any]:
-        return [self.attempts, self.receive_count, self.max_receive, self.ok, self.error, self.message_id, self.when]
+        # Not `running_until`: after a restart nothing is running.
+        return [
+            self.attempts,
+            self.receive_count,
+            self.max_receive,
+            self.ok,
+            self.error,
+            self.message_id,
+            self.when,
+            self.deliveries,
+        ]
 
     @classmethod
     def load(cls, raw: list[Any]) -> _Attempts:
         a = cls()
-        a.attempts, a.receive_count, a.max_receive, a.ok, a.error, a.message_id, a.when = raw
+        a.attempts, a.receive_count, a.max_receive, a.ok, a.error, a.message_id, a.when = raw[:7]
+        a.deliveries = int(raw[7]) if len(raw) > 7 else 1
         return a
 
 
@@ -89,7 +127,7 @@ class _Event:
     @classmethod
     def load(cls, raw: dict[str, Any]) -> _Event:
         e = cls(str(raw["id"]))
-        e.type, e.subject, e.published = raw.get("type"), raw.get("subject"), raw.get("published")
+        e.type, e.subject, e.published = _field(raw.get("type")), _field(raw.get("subject")), raw.get("published")
         e.announced = bool(raw.get("announced"))
         e.matched = {str(k): bool(v) for k, v in raw.get("matched", {}).items()}
         e.attempts = {str(k): _Attempts.load(v) for k, v in raw.get("attempts", {}).items()}
@@ -111,8 +149,23 @@ def _epoch(text: Any) -> float | None:
     return None
 
 
-# The CloudEvent a queue message carries, unvalidated: the kit's envelope parser, lenient form.
-event_of = cloudevent_of
+def event_of(body: str) -> dict[str, Any] | None:
+    """The CloudEvent a queue message carries: the body itself (topic) or its `detail` (bus); None for
+    anything else, whatever the bytes (see `fanout.untrusted`)."""
+    parsed = untrusted.cloudevent(body)
+    return parsed.value if parsed.ok else None
+
+
+def message_key(body: str) -> str:
+    """What a message is recorded under: its event's id, or a digest of a body that carries none."""
+    event = event_of(body)
+    if event is not None and len(event["id"]) <= ID_CHARS:
+        return str(event["id"])
+    return untrusted.digest(body)
+
+
+def _field(value: Any) -> str | None:
+    return value[:FIELD_CHARS] if isinstance(value, str) else None
 
 
 class Ledger:
@@ -124,8 +177,10 @@ class Ledger:
         self.counts: dict[str, dict[str, int]] = {}
         self.published_total = 0
         self._published_times: list[float] = []  # monotonic times of the last minute's publishes
-        # DLQ messages the ledger never saw fail (e.g. sent there by hand): the count first seen, kept stable.
-        self._dlq_seen: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # (consumer, message key) -> [receive count on reaching the DLQ, last error]: recorded when the last
+        # attempt fails, or at the first look for a message that got there otherwise (sent by hand). Keyed by
+        # content, not SQS message id: a restart puts messages back under new ids.
+        self._arrivals: OrderedDict[tuple[str, str], tuple[int, str | None]] = OrderedDict()
         self._changes = 0  # bumped by every record; save() skips an unchanged ledger
         self._saved_at_change = -1
 
@@ -144,12 +199,15 @@ class Ledger:
         self.counts.setdefault(consumer, {}).setdefault(key, 0)
         self.counts[consumer][key] += n
 
-    def published(self, event: dict[str, Any], matched: dict[str, bool]) -> None:
-        """An event seen on the topic, with each topic consumer's filter verdict."""
+    def published(self, event: dict[str, Any], matched: dict[str, bool]) -> bool:
+        """An event seen on the topic, with each topic consumer's filter verdict; False if not recorded
+        (an id longer than ID_CHARS)."""
+        if len(event["id"]) > ID_CHARS:
+            return False
         with self._lock:
             e = self._get(event["id"])
-            e.type = event.get("type") if isinstance(event.get("type"), str) else e.type
-            e.subject = event.get("subject") if isinstance(event.get("subject"), str) else e.subject
+            e.type = _field(event.get("type")) or e.type
+            e.subject = _field(event.get("subject")) or e.subject
             e.published = _epoch(event.get("time")) or time.time()
             e.matched.update(matched)
             self.published_total += 1
@@ -160,17 +218,34 @@ class Ledger:
             for name, ok in matched.items():
                 if ok:
                     self._count(name, "delivered")
+        return True
 
-    def announced(self, event: dict[str, Any], matched: dict[str, bool]) -> None:
+    def announced(self, event: dict[str, Any], matched: dict[str, bool]) -> bool:
         """The persister's announcement seen on the bus, with each bus consumer's pattern verdict."""
+        if len(event["id"]) > ID_CHARS:
+            return False
         with self._lock:
             e = self._get(event["id"])
             e.announced = True
-            e.subject = e.subject or event.get("subject")
+            e.subject = e.subject or _field(event.get("subject"))
             e.matched.update(matched)
             for name, ok in matched.items():
                 if ok:
                     self._count(name, "delivered")
+        return True
+
+    def started(
+        self, consumer: str, event_id: str, *, message_id: str, receive_count: int, timeout_seconds: float
+    ) -> None:
+        """An invocation of `consumer` with this event began: "running" until its outcome (or its timeout)."""
+        if len(event_id) > ID_CHARS:
+            return
+        with self._lock:
+            e = self._get(event_id)
+            a = e.attempts.setdefault(consumer, _Attempts())
+            e.matched.setdefault(consumer, True)
+            a.delivery(message_id, receive_count)
+            a.running_until = time.time() + timeout_seconds + RUNNING_GRACE
 
     def attempt(
         self,
@@ -182,21 +257,39 @@ class Ledger:
         max_receive: int,
         ok: bool,
         error: str | None,
-    ) -> _Attempts:
+    ) -> _Attempts | None:
+        if len(event_id) > ID_CHARS:
+            return None
         with self._lock:
             e = self._get(event_id)
             a = e.attempts.setdefault(consumer, _Attempts())
             e.matched.setdefault(consumer, True)  # it reached the consumer, whatever the tap saw
+            a.delivery(message_id, receive_count)
             a.attempts += 1
-            a.receive_count, a.max_receive, a.ok, a.message_id = receive_count, max_receive, ok, message_id
+            a.receive_count, a.max_receive, a.ok = receive_count, max_receive, ok
             a.when = time.time()
+            a.running_until = 0.0
             if ok:
                 a.error = None
                 self._count(consumer, "processed")
             else:
                 a.error = (error or "failed")[:ERROR_CHARS]
                 self._count(consumer, "failed")
+                if max_receive and receive_count >= max_receive:
+                    self._arrived(consumer, event_id, receive_count, a.error)
             return a
+
+    def arrived(self, consumer: str, key: str, receive_count: int, error: str | None) -> None:
+        """A message that carries no event went to the DLQ after its last attempt (see `message_key`)."""
+        with self._lock:
+            self._arrived(consumer, key, receive_count, (error or "failed")[:ERROR_CHARS])
+
+    def _arrived(self, consumer: str, key: str, receive_count: int, error: str | None) -> None:
+        self._changes += 1
+        self._arrivals[(consumer, key)] = (receive_count, error)
+        self._arrivals.move_to_end((consumer, key))
+        while len(self._arrivals) > self.capacity:
+            self._arrivals.popitem(last=False)
 
     # ------------------------------------------------------------------ reading
 
@@ -218,6 +311,7 @@ class Ledger:
                 out[name] = {
                     "state": state,
                     "attempts": a.attempts if a else 0,
+                    "deliveries": a.deliveries if a else 0,
                     "error": a.error if a and not a.ok else None,
                     "receiveCount": a.receive_count if a else 0,
                     "maxReceiveCount": a.max_receive if a else None,
@@ -262,21 +356,16 @@ class Ledger:
                     break
         return rows
 
-    def dlq_info(self, consumer: str, event_id: str | None, message_id: str, seen_count: int) -> tuple[int, str | None]:
-        """(receive count on reaching the DLQ, last error) for a DLQ message; the same however often asked."""
+    def dlq_info(self, consumer: str, key: str, seen_count: int) -> tuple[int, str | None]:
+        """(receive count on reaching the DLQ, last error) for a DLQ message recorded under `key`
+        (`message_key`); the same however often asked, and across restarts."""
         with self._lock:
-            e = self._events.get(event_id) if event_id else None
-            a = e.attempts.get(consumer) if e else None
-            if a is not None and a.ok is False:
-                return a.receive_count, a.error
-            key = (consumer, message_id)
-            if key not in self._dlq_seen:
-                self._changes += 1
-                # Never seen failing here: remember the count of the first look (the look itself added one).
-                self._dlq_seen[key] = max(0, seen_count - 1)
-                while len(self._dlq_seen) > self.capacity:
-                    self._dlq_seen.popitem(last=False)
-            return self._dlq_seen[key], None
+            found = self._arrivals.get((consumer, key))
+            if found is not None:
+                return found
+            # Never seen failing here: remember the count of the first look (the look itself added one).
+            self._arrived(consumer, key, max(0, seen_count - 1), None)
+            return self._arrivals[(consumer, key)]
 
     def rate(self, window: float = 10.0) -> float:
         """Events published per second over the last `window` seconds."""
@@ -292,9 +381,9 @@ class Ledger:
     def dump(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "version": 1,
+                "version": 2,
                 "events": [e.dump() for e in self._events.values()],
-                "dlq_seen": [[c, m, n] for (c, m), n in self._dlq_seen.items()],
+                "arrivals": [[c, k, n, err] for (c, k), (n, err) in self._arrivals.items()],
             }
 
     def save(self, path: Path) -> None:
@@ -320,9 +409,10 @@ class Ledger:
             doc = json.loads(safefs.read_bytes(path))
             for raw in doc.get("events", [])[-capacity:]:
                 e = _Event.load(raw)
-                ledger._events[e.id] = e
-            for c, m, n in doc.get("dlq_seen", [])[-capacity:]:
-                ledger._dlq_seen[(str(c), str(m))] = int(n)
+                if len(e.id) <= ID_CHARS:  # a file written before ids were bounded
+                    ledger._events[e.id] = e
+            for c, k, n, err in doc.get("arrivals", [])[-capacity:]:
+                ledger._arrivals[(str(c), str(k))] = (int(n), None if err is None else str(err))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.warning("the trace ledger in %s could not be read (%s); starting an empty one", path, exc)
             return cls(capacity)

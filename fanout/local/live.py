@@ -34,7 +34,7 @@ from typing import Any
 from fanout import PROJECT_ROOT, consumers, topology
 from fanout.environment import Refs, function_environment, local_extras
 from fanout.local.environments import FunctionProcess
-from fanout.local.poller import OnBatch, Poller
+from fanout.local.poller import OnBatch, OnStart, Poller
 from fanout.local.provision import cursor_secret_id
 from fanout.localenv import LocalEnv
 
@@ -146,6 +146,7 @@ class ConsumerRunner:
     queue_arn: str
     region: str
     on_batch: OnBatch | None = None
+    on_start: OnStart | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     pollers: list[Poller] = field(default_factory=list)
 
@@ -164,6 +165,7 @@ class ConsumerRunner:
                 timeout_seconds=self.consumer.timeout_seconds,
                 stop=self.stop_event,
                 on_batch=self.on_batch,
+                on_start=self.on_start,
             )
             poller.start()
             self.pollers.append(poller)

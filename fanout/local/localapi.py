@@ -7,7 +7,6 @@ are JSON `{"message": ...}` on errors, like the API's.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import mimetypes
 import re
@@ -21,8 +20,8 @@ from urllib.parse import parse_qs
 
 from botocore.exceptions import ClientError
 
-from fanout import consumers
-from fanout.local.ledger import Ledger, event_of
+from fanout import consumers, untrusted
+from fanout.local.ledger import ID_CHARS, Ledger, message_key
 from fanout.localenv import LocalEnv
 from fanout.topology import Topology
 
@@ -86,6 +85,7 @@ class LocalApi:
         self._found_at = 0.0
         self._figures: tuple[float, dict[str, Any]] | None = None
         self._lock = threading.Lock()
+        self._peeking = threading.Lock()
 
     @property
     def topic_arn(self) -> str:
@@ -103,7 +103,9 @@ class LocalApi:
             return None
         q = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()} if query else {}
         gets: list[tuple[str, Callable[..., Answer]]] = [
-            (r"/_local/trace/(?P<event_id>[^/]{1,200})", self.trace),
+            # Any characters, "/" included (sent as %2F, decoded by the gateway); or ?id=ID.
+            (r"/_local/trace/(?P<event_id>(?s:.+))", self.trace),
+            (r"/_local/trace", lambda: self.trace(q.get("id", ""))),
             (r"/_local/events", lambda: self.events(q)),
             (r"/_local/figures", self.figures),
             (r"/_local/topology", self.topology_doc),
@@ -161,6 +163,8 @@ class LocalApi:
     # ------------------------------------------------------------------ trace and events
 
     def trace(self, event_id: str) -> Answer:
+        if not event_id or len(event_id) > ID_CHARS:
+            return _error(400, f"an event id has 1 to {ID_CHARS} characters")
         doc = self.ledger.trace(event_id, list(self.consumers()))
         if doc is None:
             return _error(
@@ -295,13 +299,14 @@ class LocalApi:
 
     def dlq_messages(self, name: str, dlq_url: str) -> list[dict[str, Any]]:
         out = []
-        for m in consumers.peek(self.sqs, dlq_url):
-            event = event_of(m["Body"])
+        # One look at a time: a second look at once would find the first one's messages briefly received.
+        with self._peeking:
+            peeked = consumers.peek(self.sqs, dlq_url)
+        for m in peeked:
             seen = int(m.get("Attributes", {}).get("ApproximateReceiveCount", 0) or 0)
-            count, error = self.ledger.dlq_info(name, event["id"] if event else None, m["MessageId"], seen)
-            body: Any = m["Body"]
-            with contextlib.suppress(ValueError):
-                body = json.loads(body)
+            count, error = self.ledger.dlq_info(name, message_key(m["Body"]), seen)
+            # Anyone's bytes: a body that is not JSON, or too deep to handle, is shown as the text it is.
+            parsed = untrusted.parse(m["Body"])
             out.append(
                 {
                     "messageId": m["MessageId"],
@@ -309,7 +314,8 @@ class LocalApi:
                     "sentTimestamp": m.get("Attributes", {}).get("SentTimestamp"),
                     "messageAttributes": {k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()},
                     "error": error,
-                    "body": body,
+                    "body": parsed.value if parsed.ok else m["Body"],
+                    "bodyProblem": parsed.problem,
                 }
             )
         return out
@@ -372,8 +378,12 @@ class LocalApi:
             from handlers.core import publisher
 
             publish = publisher.publish_batch
-        count = replay.replay(self.s3, topo.archive_bucket_name, since, until, publish, event_type)
-        return _json(200, {"replayed": count, "consumer": target})
+        skipped: list[str] = []
+        count = replay.replay(self.s3, topo.archive_bucket_name, since, until, publish, event_type, skipped.append)
+        for line in skipped:
+            replay.log.warning("replay skipped %s", line)
+        # Each skipped archive line named (the first few; the log has them all).
+        return _json(200, {"replayed": count, "consumer": target, "skipped": len(skipped), "skips": skipped[:20]})
 
     # ------------------------------------------------------------------ console
 

@@ -24,6 +24,8 @@ log = logging.getLogger("fanout.local.poller")
 Handler = Callable[[dict[str, Any], Any], Any]
 # Told each invocation's outcome: (messages, failed message ids, per-record errors, the handler's own error or None).
 OnBatch = Callable[[list[dict[str, Any]], set[str], dict[str, Failure], str | None], None]
+# Told when an invocation begins, with its messages and its timeout (the trace shows them "running").
+OnStart = Callable[[list[dict[str, Any]], float], None]
 
 
 def _attr(value: dict[str, Any]) -> dict[str, Any]:
@@ -65,9 +67,11 @@ class Poller(threading.Thread):
         timeout_seconds: int,
         stop: threading.Event,
         on_batch: OnBatch | None = None,
+        on_start: OnStart | None = None,
     ) -> None:
         super().__init__(name=name, daemon=True)
         self.on_batch = on_batch  # the trace ledger and the attempt log lines (fanout.local.trace.report)
+        self.on_start = on_start  # the trace ledger (fanout.local.trace.started)
         # Receipts of the messages that failed here and wait out their visibility timeout: at a clean
         # stop they are made visible again so that the final snapshot saves them (release_held).
         self.held: collections.deque[str] = collections.deque(maxlen=1000)
@@ -110,6 +114,8 @@ class Poller(threading.Thread):
         event = {"Records": [to_record(m, self.queue_arn, self.region) for m in messages]}
         context = LocalContext(function_name=self.name, region=self.region, timeout_seconds=self.timeout_seconds)
         self.invocations += 1
+        if self.on_start:
+            self.on_start(messages, self.timeout_seconds)
         with collecting_failures() as errors:
             try:
                 response = self.handler(event, context) or {}

@@ -27,7 +27,7 @@ from fanout.local.live import (
     subscribed_environment,
 )
 from fanout.local.localapi import LocalApi
-from fanout.local.poller import OnBatch
+from fanout.local.poller import OnBatch, OnStart
 from fanout.local.provision import cursor_secret_id, provision, provision_consumer
 from fanout.local.registry import UNCLAIMED_SECONDS, Registry, RegistryError
 from fanout.local.registry import check as check_handler
@@ -35,6 +35,7 @@ from fanout.local.scheduler import Scheduler, rate_seconds
 from fanout.local.state import HANDLERS, TRACE, LocalState, Snapshotter
 from fanout.local.trace import Taps
 from fanout.local.trace import report as trace_report
+from fanout.local.trace import started as trace_started
 from fanout.localenv import LocalEnv
 
 log = logging.getLogger("fanout.local")
@@ -207,6 +208,17 @@ class Runtime:
 
         return on_batch
 
+    def _trace_start(self, consumer: topology.Consumer) -> OnStart:
+        """What a consumer's pollers call as an invocation begins: its events show "running"."""
+
+        def on_start(messages: list[dict[str, Any]], timeout_seconds: float) -> None:
+            try:
+                trace_started(self.ledger, consumer.name, messages, timeout_seconds)
+            except Exception:
+                log.exception("could not record %s's invocation in the trace ledger", consumer.name)
+
+        return on_start
+
     def _function(self, name: str, spec: str, slots: int, timeout: int, memory: int) -> FunctionProcess:
         return FunctionProcess(
             name,
@@ -275,6 +287,7 @@ class Runtime:
             queue_arn=consumers.queue_arn(self._sqs, queues.queue_url),
             region=self.env.region,
             on_batch=self._trace_report(c),
+            on_start=self._trace_start(c),
             stop_event=LinkedEvent(self.stop_event),
         )
         runner.start()

@@ -22,8 +22,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from fanout import consumers
-from fanout.local.ledger import Failure, Ledger, event_of
+from fanout import consumers, untrusted
+from fanout.local.ledger import ID_CHARS, Failure, Ledger, event_of, message_key
 from fanout.topology import Topology
 
 log = logging.getLogger("fanout.local.poller")
@@ -150,8 +150,21 @@ class Taps:
                 tap_log.exception("trace tap failed; retrying")
                 self.stop.wait(1)
 
+    def _skipped(self, message: dict[str, Any], problem: str) -> None:
+        tap_log.warning("trace tap skipped message %s: %s", message.get("MessageId"), problem)
+
+    def _event(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        parsed = untrusted.cloudevent(message["Body"])
+        if not parsed.ok:
+            self._skipped(message, f"body is {parsed.problem}")
+            return None
+        if len(parsed.value["id"]) > ID_CHARS:
+            self._skipped(message, f"its event id is longer than {ID_CHARS} characters")
+            return None
+        return dict(parsed.value)
+
     def _on_topic(self, message: dict[str, Any]) -> None:
-        event = event_of(message["Body"])
+        event = self._event(message)
         if event is None:
             return
         from moto.sns.utils import FilterPolicyMatcher
@@ -168,11 +181,8 @@ class Taps:
         self.ledger.published(event, matched)
 
     def _on_bus(self, message: dict[str, Any]) -> None:
-        try:
-            envelope = json.loads(message["Body"])
-        except ValueError:
-            return
-        event = event_of(message["Body"])
+        event = self._event(message)
+        envelope = untrusted.parse(message["Body"]).value
         if event is None or not isinstance(envelope, dict):
             return
         from moto.events.models import EventPattern
@@ -261,6 +271,29 @@ def _orphaned_tail(queue_name: str) -> bool:
 # ---------------------------------------------------------------------- the pollers' outcomes
 
 
+def started(ledger: Ledger | None, consumer: str, messages: list[dict[str, Any]], timeout_seconds: float) -> None:
+    """An invocation of `consumer` with these messages begins: their events show "running" in the trace."""
+    if ledger is None:
+        return
+    for m in messages:
+        event = event_of(m.get("Body", ""))
+        if event is not None:
+            ledger.started(
+                consumer,
+                event["id"],
+                message_id=m["MessageId"],
+                receive_count=_receive_count(m),
+                timeout_seconds=timeout_seconds,
+            )
+
+
+def _receive_count(message: dict[str, Any]) -> int:
+    try:
+        return int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0) or 0)
+    except ValueError:
+        return 0
+
+
 def report(
     ledger: Ledger | None,
     consumer: str,
@@ -273,19 +306,25 @@ def report(
     """Record one invocation's outcome per message, and log each failed attempt once."""
     for m in messages:
         mid = m["MessageId"]
-        event = event_of(m.get("Body", ""))
+        body = m.get("Body", "")
+        event = event_of(body)
         event_id = event["id"] if event else None
-        count = int(m.get("Attributes", {}).get("ApproximateReceiveCount", 0) or 0)
+        count = _receive_count(m)
         ok = mid not in failed
         error, tb = errors.get(mid, (None, None))
         error = handler_error or error or "reported as a batch item failure (the handler gave no reason)"
-        if ledger is not None and event_id:
-            ledger.attempt(
-                consumer, event_id, message_id=mid, receive_count=count, max_receive=max_receive, ok=ok, error=error
-            )
+        if ledger is not None:
+            if event_id and len(event_id) <= ID_CHARS:
+                ledger.attempt(
+                    consumer, event_id, message_id=mid, receive_count=count, max_receive=max_receive, ok=ok, error=error
+                )
+            elif not ok and max_receive and count >= max_receive:
+                # No event to trace, but `dlq show` still gives its count on arrival and its error.
+                ledger.arrived(consumer, message_key(body), count, error)
         if ok:
             continue
-        extra = {"function": consumer, "event_id": event_id, "message_id": mid}
+        shown_id = event_id if event_id and len(event_id) <= ID_CHARS else None
+        extra = {"function": consumer, "event_id": shown_id, "message_id": mid}
         text = (
             f"\n{tb}" if tb and not handler_error else ""
         )  # a raised handler's traceback is logged once by the poller

@@ -14,7 +14,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from fanout import observe, topology, tracing
-from fanout.local.ledger import Ledger
+from fanout.local.ledger import Ledger, message_key
 from fanout.local.trace import report
 
 EVENT = {"id": "01K0000000000000000000000A", "type": "fanout.data.generated.v1", "subject": "alice"}
@@ -49,10 +49,12 @@ def test_ledger_states_from_attempts() -> None:
     assert doc["consumers"]["slow"]["state"] == "pending"
     report(ledger, "persister", 3, [_message("E00000001", 3)], {"m-1"}, {})
     assert ledger.trace("E00000001", [])["consumers"]["persister"]["state"] == "dlq"
-    # Redriven and then processed: processed, the attempts counted over both lives.
+    # Redriven (a new message, received once) and then processed: a second delivery, handled by one
+    # invocation; its attempts are not retries of the first delivery.
     report(ledger, "persister", 3, [_message("E00000001", 1, "m-2")], set(), {})
     after = ledger.trace("E00000001", [])["consumers"]["persister"]
-    assert after["state"] == "processed" and after["attempts"] == 4 and after["error"] is None
+    assert after["state"] == "processed" and after["error"] is None
+    assert (after["attempts"], after["deliveries"]) == (1, 2)
     assert ledger.trace("never", ["persister"]) is None
 
 
@@ -61,14 +63,16 @@ def test_ledger_dlq_info_is_stable_and_survives_a_save(tmp_path: Path) -> None:
     report(ledger, "p", 3, [_message("E1", 3)], {"m-1"}, {"m-1": ("KeyError: 'x'", "")})
     # However often the DLQ is looked at (each look is a receive), the count on arrival is what shows.
     for seen in (4, 5, 6):
-        assert ledger.dlq_info("p", "E1", "m-1", seen) == (3, "KeyError: 'x'")
+        assert ledger.dlq_info("p", "E1", seen) == (3, "KeyError: 'x'")
     # A message the ledger never saw fail: the first look's count, then the same.
-    assert ledger.dlq_info("p", None, "m-9", 2) == (1, None)
-    assert ledger.dlq_info("p", None, "m-9", 7) == (1, None)
+    hand = message_key("not an event")
+    assert ledger.dlq_info("p", hand, 2) == (1, None)
+    assert ledger.dlq_info("p", hand, 7) == (1, None)
     ledger.save(tmp_path / "trace.json")
     loaded = Ledger.load(tmp_path / "trace.json")
     assert loaded.trace("E1", []) == ledger.trace("E1", [])
-    assert loaded.dlq_info("p", None, "m-9", 9) == (1, None)
+    assert loaded.dlq_info("p", "E1", 9) == (3, "KeyError: 'x'")
+    assert loaded.dlq_info("p", hand, 9) == (1, None)
 
 
 def test_ledger_memory_is_bounded() -> None:
