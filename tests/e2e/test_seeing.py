@@ -26,7 +26,7 @@ def trace(stack: Stack, event_id: str) -> dict[str, Any]:
     assert set(doc) == CONTRACT_KEYS
     for c in doc["consumers"].values():
         assert set(c) == {"state", "attempts"}
-        assert c["state"] in ("processed", "retrying", "dlq", "filtered", "pending")
+        assert c["state"] in ("processed", "running", "retrying", "dlq", "filtered", "pending")
     return doc
 
 
