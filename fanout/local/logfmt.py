@@ -109,7 +109,7 @@ def relay(stream: Iterable[str], function: str, out: TextIO | None = None, fmt: 
         if fmt == "text" and text.startswith("{"):
             try:
                 doc = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # a handler prints anything, deep nesting included
                 doc = None
             if isinstance(doc, dict) and "level" in doc and "message" in doc:
                 text = from_powertools(doc, function)

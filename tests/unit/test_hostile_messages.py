@@ -355,3 +355,15 @@ def test_trace_on_aws_passes_over_log_lines_it_cannot_read() -> None:
     ]
     doc = tracing.from_logs(rows, "E1", topo, {group: "persister"})
     assert doc["consumers"]["persister"] == {"state": "processed", "attempts": 1, "error": None}
+
+
+def test_the_log_relay_passes_a_deeply_nested_line_through() -> None:
+    import io
+
+    from fanout.local.logfmt import relay
+
+    out = io.StringIO()
+    line = '{"a":' * 100_000
+    relay([line + "\n", '{"level": "INFO", "message": "after"}\n'], "audit", out, "text")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == line and "after" in lines[1]
