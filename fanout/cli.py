@@ -351,6 +351,8 @@ def cmd_dlq_show(args: argparse.Namespace) -> None:
             if isinstance(body, dict)
             else repr(body)[:80]
         )
+        if m.get("bodyProblem"):  # shown as text: the stack could not read it as JSON
+            what = f"(body is {m['bodyProblem']}) {what}"
         # Message fields are anyone's text: escaped, so they cannot drive the terminal.
         print(printable(f"  {m['messageId']}  {what}  receives={m['receiveCount']}"))
         if m.get("error"):

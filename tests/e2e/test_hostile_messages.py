@@ -69,7 +69,7 @@ def test_a_hostile_body_in_a_dlq_is_shown_and_looking_changes_nothing(stack: Sta
         assert mine[DEEP]["bodyProblem"] == "JSON nested deeper than 100 levels (117.2 KiB)"
         assert mine[f"not JSON {marker}"]["bodyProblem"].startswith("not JSON")
         text = stack.cli("dlq", "show", "persister").stdout
-        assert f"not JSON {marker}" in text
+        assert f"not JSON {marker}" in text and "(body is JSON nested deeper than 100 levels (117.2 KiB))" in text
         for _ in range(3):
             # The console's view too; every look shows the same counts and leaves every message visible.
             answer = requests.get(f"{stack.api_url}/_local/consumers/persister/dlq", timeout=30)
