@@ -193,7 +193,7 @@ PREVIEW_CHARS = 60
 def skipped_line(message: dict[str, Any], parsed: untrusted.Parsed) -> str:
     """One line naming a message `tail` does not print, and why."""
     body = message.get("Body", "")
-    why = parsed.problem or f"a JSON {type(parsed.value).__name__}, not an event object"
+    why = parsed.problem
     preview = body[:PREVIEW_CHARS] + ("…" if len(body) > PREVIEW_CHARS else "")
     return printable(
         f"fanout: skipped message {message.get('MessageId')} ({untrusted.size(body)}): body is {why}; "
@@ -235,12 +235,16 @@ def tail(
                     if count is not None and printed >= count:
                         break  # the rest goes with the queue
                     done.append(m)
-                    # Anyone can publish anything: what is not an event object is named on stderr, not printed.
+                    # Anyone can publish anything: what is not JSON (or too deep to handle) is named on stderr.
                     parsed = untrusted.parse(m["Body"])
-                    if not isinstance(parsed.value, dict):
+                    if not parsed.ok:
                         say(skipped_line(m, parsed), err=True)
                         continue
-                    say(printable_json(parsed.value) if as_json else tail_line(parsed.value))
+                    event = parsed.value
+                    if as_json:
+                        say(printable_json(event))  # any JSON value, escaped for the terminal
+                    else:
+                        say(tail_line(event) if isinstance(event, dict) else printable(m["Body"]))
                     printed += 1
                 queue.delete(done)
                 if signals.requested:

@@ -85,7 +85,7 @@ def test_tail_survives_hostile_bodies_and_names_each_on_stderr(
     def publish_when_subscribed() -> None:
         while not sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]:
             time.sleep(0.05)
-        for body in (*HOSTILE.values(), "42"):
+        for body in HOSTILE.values():
             sns.publish(TopicArn=topic, Message=body)
         sns.publish(TopicArn=topic, Message=json.dumps(event))
 
@@ -99,11 +99,11 @@ def test_tail_survives_hostile_bodies_and_names_each_on_stderr(
     if as_json:
         assert json.loads(out) == event
     skipped = [line for line in err.splitlines() if "skipped message" in line]
-    assert len(skipped) == 5, err
+    assert len(skipped) == 4, err
     joined = "\n".join(skipped)
     assert "body is JSON nested deeper than 100 levels (117.2 KiB)" in joined
     assert "body is not JSON (Expecting value" in joined and "it starts 'hello, I am not JSON'" in joined
-    assert "body is a JSON int, not an event object" in joined
+    assert "body is not JSON (NaN is not a JSON value)" in joined
     assert all(len(line) < 400 for line in skipped)  # a preview, never the whole body
 
 
