@@ -13,7 +13,7 @@ import requests
 
 from tests.e2e.helpers import post, user, wait_for
 from tests.e2e.test_seeing import Tail
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 
 DEEP = "[" * 120_000  # 120 KB of nesting: json's parser gives up with RecursionError
 
@@ -134,3 +134,26 @@ def test_trace_shows_running_while_a_slow_handler_runs(stack: Stack, tmp_path: P
         wait_for(lambda: state() == "processed", timeout=20, interval=0.5)
     finally:
         stack.cli("unsubscribe", name, check=False)
+
+
+def test_dlq_receive_counts_hold_across_restarts_for_bodies_that_are_not_events(tmp_path: Path) -> None:
+    """A body with no event id (it read 2, 4, then 7 across restarts): the count on arrival, every time."""
+    extra = {"FANOUT_VISIBILITY_TIMEOUT": "1"}
+    raw, by_hand = f"raw poison {uuid.uuid4().hex}", f"sent by hand {uuid.uuid4().hex}"
+
+    def counts(stack: Stack) -> dict[str, int]:
+        shown = json.loads(stack.cli("dlq", "show", "persister", "--json").stdout)
+        return {m["body"]: m["receiveCount"] for m in shown if m["body"] in (raw, by_hand)}
+
+    with running_stack(tmp_path, **extra) as stack:
+        consumers = _status(stack)["consumers"]["persister"]
+        sqs = stack.boto("sqs")
+        sqs.send_message(QueueUrl=consumers["queue_url"], MessageBody=raw)  # fails three times, then its DLQ
+        sqs.send_message(QueueUrl=consumers["dlq_url"], MessageBody=by_hand)
+        first = wait_for(lambda: c if len(c := counts(stack)) == 2 else None, timeout=30, interval=0.5)
+        assert first == {raw: 3, by_hand: 0}
+        assert counts(stack) == first
+    for _ in range(2):
+        with running_stack(tmp_path, **extra) as stack:
+            for _look in range(2):
+                assert counts(stack) == first
