@@ -8,7 +8,7 @@ const FIGURES_MS = 1000; // the figures refresh at least every 2 s: every second
 const STREAM_MS = 500; // a POSTed event is on the page within a second or so
 const TOPOLOGY_MS = 2000; // follows live reload of the stack config
 const COST_MS = 5000;
-const STATES = ['processed', 'retrying', 'dlq', 'filtered', 'pending'];
+const STATES = ['processed', 'running', 'retrying', 'dlq', 'filtered', 'pending'];
 const FIGURES = [
   ['delivered', 'delivered'],
   ['inQueue', 'in queue'],
@@ -229,7 +229,7 @@ async function refreshTrace(announce) {
   if (!id) return;
   let doc;
   try {
-    doc = await getJson(`/_local/trace/${encodeURIComponent(id)}`);
+    doc = await getJson(`/_local/trace?id=${encodeURIComponent(id)}`); // any id, "/" and a trailing "/" included
   } catch (error) {
     byId('trace').replaceChildren(h('p', { class: 'notice notice-error' }, error.message));
     return;
