@@ -65,7 +65,7 @@ def _events(body: bytes, where: str, skip: Skip) -> Iterator[tuple[dict[str, Any
 
     Anyone who can write to the bucket chooses these bytes: one bad line costs that line, never the rest.
     """
-    from handlers.core import events as cloudevents
+    from fanout_kit import events as cloudevents
 
     for n, line in enumerate(body.split(b"\n"), 1):
         if not line.strip():

@@ -24,7 +24,8 @@ from fanout.local.ledger import ID_CHARS, Ledger, message_key
 from fanout.local.localapi import LocalApi
 from fanout.local.poller import Poller
 from fanout.local.trace import Taps, report, started
-from handlers.core import archive, events
+from fanout_kit import DataGenerated, events
+from handlers.core import archive
 
 DEEP = "[" * 120_000  # the 120 KB body that killed every running `fanout tail`
 DEEP_BUT_PARSED = "[" * 500 + "]" * 500  # json parses it; what walks it next (an indented dump...) may not
@@ -34,7 +35,7 @@ HOSTILE = {"deep": DEEP, "deep-but-parsed": DEEP_BUT_PARSED, "not-json": NOT_JSO
 
 def an_event(time_: str = "2026-05-01T10:00:00.000Z") -> dict[str, Any]:
     return events.build(
-        events.GENERATED,
+        DataGenerated.TYPE,
         source="fanout.test",
         subject="alice",
         data={"informationOne": "a", "informationTwo": "b"},
