@@ -41,9 +41,10 @@ run: $(STAMP) ## start the whole system locally (emulated AWS + API + web app)
 
 test: lint unit infra-test e2e robustness browser ## every check: lint, unit, infra, end-to-end, fault/fuzz/security, browser
 
-lint: $(STAMP) ## ruff format --check, ruff check and zizmor (GitHub workflows)
+lint: $(STAMP) ## ruff format --check, ruff check, mypy (strict on fanout_kit and handlers) and zizmor
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/zizmor --offline .github/workflows
 
 format: $(STAMP) ## ruff format and autofix
@@ -86,7 +87,7 @@ reset: $(STAMP) ## forget the local state kept in .fanout/ (tables, archive, sub
 	$(VENV)/bin/fanout reset
 
 clean: ## remove local state, build output and the virtualenv
-	rm -rf .fanout build dist $(VENV) node_modules .pytest_cache .ruff_cache
+	rm -rf .fanout build dist $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache
 
 package: $(STAMP) ## build the Lambda artifacts (handler zip + dependency layer) into build/
 	$(PY) -m infra.package

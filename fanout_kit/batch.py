@@ -28,7 +28,7 @@ class BulkSqsProcessor(BatchProcessor):
         super().__init__(event_type=EventType.SQS, **kwargs)
         self._flush = flush
 
-    def process(self) -> list[tuple]:
+    def process(self) -> list[tuple[Any, ...]]:
         results = super().process()
         ok = [(SQSRecord(raw), result) for status, result, raw in results if status == "success"]
         if not ok:

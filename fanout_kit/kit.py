@@ -64,7 +64,7 @@ class _Kit(Generic[E]):
         self.logger = logger_for(self.name)
         self.metrics = observability.metrics(self.name)
         self.tracer = observability.tracer(self.name)
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]  # the subclasses are the callables
 
     def _parse(self, record: SQSRecord) -> E:
         try:
@@ -81,7 +81,10 @@ class _Kit(Generic[E]):
         return event  # type: ignore[return-value]  # parse checked it is one of self.types
 
     def _wrap(self, run: LambdaHandler) -> LambdaHandler:
-        return self.logger.inject_lambda_context(self.metrics.log_metrics(self.tracer.capture_lambda_handler(run)))
+        wrapped: LambdaHandler = self.logger.inject_lambda_context(
+            self.metrics.log_metrics(self.tracer.capture_lambda_handler(run))
+        )
+        return wrapped
 
 
 def _receive_count(record: SQSRecord) -> dict[str, Any]:
@@ -107,8 +110,13 @@ class Consumer(_Kit[E]):
         # Defaults would raise when every record fails and log a traceback per record; the kit does neither.
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         once = _idempotent_runner(self.name, context) if idempotent_enabled() else None
-        return process_partial_response(
-            event=event, record_handler=functools.partial(self._record, once=once), processor=processor, context=context
+        return dict(
+            process_partial_response(
+                event=event,
+                record_handler=functools.partial(self._record, once=once),
+                processor=processor,
+                context=context,
+            )
         )
 
     def _record(self, record: SQSRecord, once: Callable[..., Any] | None = None) -> None:
@@ -169,7 +177,9 @@ class BulkConsumer(_Kit[E]):
 
     def _run(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         processor = BulkSqsProcessor(flush=self._flush, raise_on_entire_batch_failure=False)
-        return process_partial_response(event=event, record_handler=self._record, processor=processor, context=context)
+        return dict(
+            process_partial_response(event=event, record_handler=self._record, processor=processor, context=context)
+        )
 
 
 def consumer(*types: type[E], name: str | None = None) -> Callable[[Callable[[E], Any]], Consumer[E]]:
@@ -198,7 +208,12 @@ def _idempotent_runner(name: str, context: Any) -> Callable[[CloudEvent, Callabl
 
     def once(event: CloudEvent, fn: Callable[[Any], Any]) -> bool:
         ran: list[bool] = []
-        run(key={"consumer": name, "id": event.id}, action=lambda: (ran.append(True), fn(event)))
+
+        def action() -> None:
+            ran.append(True)
+            fn(event)
+
+        run(key={"consumer": name, "id": event.id}, action=action)
         return bool(ran)
 
     return once
@@ -221,7 +236,7 @@ def _idempotency(name: str) -> tuple[Callable[..., Any], Any]:
     # Keyed on the producer's event id, never the SQS message id: each queue's copy has its own.
     config = IdempotencyConfig(event_key_jmespath="[consumer, id]", raise_on_no_idempotency_key=True)
 
-    @idempotent_function(data_keyword_argument="key", persistence_store=layer, config=config)
+    @idempotent_function(data_keyword_argument="key", persistence_store=layer, config=config)  # type: ignore[untyped-decorator]
     def run(key: dict[str, str], action: Callable[[], Any]) -> bool:
         action()
         return True

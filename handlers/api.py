@@ -43,7 +43,7 @@ class ApiError(Exception):
         self.message = message
 
 
-def _answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def _answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=status,
         content_type="application/json",
@@ -53,27 +53,27 @@ def _answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Re
 
 
 @app.exception_handler(ApiError)
-def _api_error(exc: ApiError) -> Response:
+def _api_error(exc: ApiError) -> Response[str]:
     return _answer(exc.status, {"message": exc.message})
 
 
 @app.exception_handler(schemas.SchemaError)
-def _schema_error(exc: schemas.SchemaError) -> Response:
+def _schema_error(exc: schemas.SchemaError) -> Response[str]:
     return _answer(400, {"message": str(exc)})
 
 
 @app.exception_handler(idempotency.KeyReused)
-def _key_reused(exc: idempotency.KeyReused) -> Response:
+def _key_reused(exc: idempotency.KeyReused) -> Response[str]:
     return _answer(422, {"message": str(exc)})
 
 
 @app.exception_handler(idempotency.KeyInProgress)
-def _key_in_progress(exc: idempotency.KeyInProgress) -> Response:
+def _key_in_progress(exc: idempotency.KeyInProgress) -> Response[str]:
     return _answer(409, {"message": str(exc)})
 
 
 @app.not_found
-def _not_found(_: Exception) -> Response:
+def _not_found(_: Exception) -> Response[str]:
     path = app.current_event.path
     for pattern, methods in ROUTES.items():
         if re.fullmatch(re.sub(r"\{\w+\}", "[^/]+", pattern), path):
@@ -136,7 +136,7 @@ def _json_body() -> Any:
 
 @app.post("/data")
 @tracer.capture_method
-def post_data() -> Response[dict[str, Any]]:
+def post_data() -> Response[str]:
     user = _caller(auth.WRITE)
     body = _json_body()
     schemas.validate("data.v1.json", body)
@@ -169,7 +169,7 @@ def _limit(raw: str | None) -> int:
 
 @app.get("/data")
 @tracer.capture_method
-def list_data() -> Response[dict[str, Any]]:
+def list_data() -> Response[str]:
     user = _caller(auth.READ)
     params = app.current_event.query_string_parameters or {}
     unknown = set(params) - {"limit", "cursor"}
@@ -195,7 +195,7 @@ def list_data() -> Response[dict[str, Any]]:
 
 @app.get("/data/<item_id>")
 @tracer.capture_method
-def get_data(item_id: str) -> Response[dict[str, Any]]:
+def get_data(item_id: str) -> Response[str]:
     user = _caller(auth.READ)
     # Another user's item and a missing one look the same: 404, nothing to probe.
     record = store.get(user, item_id) if ids.is_id(item_id) else None
@@ -205,7 +205,7 @@ def get_data(item_id: str) -> Response[dict[str, Any]]:
 
 
 @app.get("/openapi.json")
-def openapi() -> Response[dict[str, Any]]:
+def openapi() -> Response[str]:
     from handlers.core.openapi import document
 
     return _answer(200, document(app))

@@ -24,7 +24,7 @@ CONTENT_TYPE = "application/x-ndjson"
 
 def day(event: dict[str, Any]) -> str:
     # `time` passed schema validation, so it starts with YYYY-MM-DD.
-    return event["time"][:10]
+    return str(event["time"][:10])
 
 
 def partition_prefix(date: str) -> str:

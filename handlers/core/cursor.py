@@ -49,4 +49,4 @@ def decode(key: bytes, user: str, cursor: str) -> str:
         raise InvalidCursor("cursor is invalid") from None
     if not ok or not isinstance(data, dict) or data.get("v") != 1 or not ids.is_id(data.get("k")):
         raise InvalidCursor("cursor is invalid")
-    return data["k"]
+    return str(data["k"])

@@ -46,7 +46,7 @@ def _runner() -> tuple[Callable[..., dict[str, Any]], Any]:
         raise_on_no_idempotency_key=True,
     )
 
-    @idempotent_function(data_keyword_argument="request", persistence_store=layer, config=config)
+    @idempotent_function(data_keyword_argument="request", persistence_store=layer, config=config)  # type: ignore[untyped-decorator]
     def run(request: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return action()
 

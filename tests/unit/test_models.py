@@ -106,3 +106,21 @@ def test_a_schema_field_the_model_lacks_fails_the_check() -> None:
     props["traceparent"] = ({"type": "string"}, "cloudevent.v1.json")
     with pytest.raises(AssertionError, match="fields differ"):
         check_fields(models.DataGenerated, props, required)
+
+
+def test_the_models_constructors_are_typed_as_the_model_for_a_type_checker(tmp_path: Any) -> None:
+    # `type[E]` inside CloudEvent (which has a field named `type`) once made from_dict return Never.
+    from mypy import api
+
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(
+        "from fanout_kit.models import DataGenerated, Data\n"
+        "reveal_type(DataGenerated.from_dict({}))\n"
+        "reveal_type(DataGenerated.new(subject='a', data=Data('x', 'y')))\n"
+        "reveal_type(DataGenerated.parse({}))\n"
+    )
+    out, err, _ = api.run(
+        [str(snippet), "--ignore-missing-imports", "--cache-dir", str(tmp_path / "cache"), "--config-file", ""]
+    )
+    revealed = [line.split("Revealed type is ", 1)[1] for line in out.splitlines() if "Revealed type is" in line]
+    assert revealed == ['"fanout_kit.models.DataGenerated"'] * 3, out + err
