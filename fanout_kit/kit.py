@@ -28,6 +28,7 @@ the batch's valid events at once and returns the ids of those it could not compl
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -81,7 +82,28 @@ class _Kit(Generic[E]):
         return event  # type: ignore[return-value]  # parse checked it is one of self.types
 
     def _wrap(self, run: LambdaHandler) -> LambdaHandler:
-        return self.logger.inject_lambda_context(self.metrics.log_metrics(self.tracer.capture_lambda_handler(run)))
+        def logged(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            # One INFO line per batch, not per record (CloudWatch Logs bills every byte ingested); it names
+            # each event, so `fanout trace --aws` still sees every attempt. Per-record lines are DEBUG.
+            self.logger.info("events received", extra={"event_ids": _event_ids(event)})
+            return run(event, context)
+
+        return self.logger.inject_lambda_context(self.metrics.log_metrics(self.tracer.capture_lambda_handler(logged)))
+
+
+def _event_ids(event: dict[str, Any]) -> list[str]:
+    """The event ids a batch's records carry, read before validation (invalid records have none)."""
+    ids = []
+    for record in event.get("Records") or []:
+        try:
+            body = json.loads(record.get("body") or "")
+            if "detail-type" in body:
+                body = body["detail"]
+            if isinstance(body.get("id"), str):
+                ids.append(body["id"])
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
+            continue
+    return ids
 
 
 def _receive_count(record: SQSRecord) -> dict[str, Any]:
@@ -115,7 +137,8 @@ class Consumer(_Kit[E]):
         typed = self._parse(record)
         keys = _event_keys(typed, record)
         self.logger.append_keys(**keys)
-        self.logger.info("event received")
+        # DEBUG: a line per record at INFO would cost more in CloudWatch Logs than the record's queue.
+        self.logger.debug("event received")
         try:
             if once is None:
                 self.function(typed)
@@ -164,7 +187,7 @@ class BulkConsumer(_Kit[E]):
 
     def _record(self, record: SQSRecord) -> E:
         typed = self._parse(record)
-        self.logger.info("event received", extra=_event_keys(typed, record))
+        self.logger.debug("event received", extra=_event_keys(typed, record))
         return typed
 
     def _run(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
