@@ -246,6 +246,10 @@ def _ours(
         "sqs_messages_per_batch": (len(accepted) / len(inv.durations["persister"]))
         if inv.durations.get("persister")
         else None,
+        # The archive writes one S3 object per batch: its PUTs per event are 1 / this.
+        "archive_messages_per_batch": (len(accepted) / len(inv.durations["archive"]))
+        if inv.durations.get("archive")
+        else None,
     }
 
 

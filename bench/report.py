@@ -70,7 +70,8 @@ def _e2e(e: dict[str, Any]) -> list[str]:
         lines.append(f"   POST statuses: {o['statuses']}")
     lines.append(
         f"   handler invocations: {', '.join(f'{k} {v}' for k, v in sorted(o['invocations'].items()))};"
-        f" {_f(o['sqs_messages_per_batch'])} messages per persister batch"
+        f" {_f(o['sqs_messages_per_batch'])} messages per persister batch,"
+        f" {_f(o.get('archive_messages_per_batch'))} per archive batch (one S3 PUT each)"
     )
     return lines
 
