@@ -20,7 +20,7 @@ from typing import Any
 
 import botocore.session
 
-from fanout.cost import request_units, response_units
+from fanout.cost import EMULATOR_SERVICE, request_units, response_units
 
 _local = threading.local()
 # Local housekeeping with no AWS counterpart: the state snapshots and the trace ledger's taps
@@ -126,6 +126,12 @@ class CallCounter:
         for r in records:
             service, operation, params = r["service"], r["operation"], r.get("params") or {}
             parsed = r.get("parsed") or {}
+            if self.enabled and service == EMULATOR_SERVICE:
+                # Not an AWS call: the invocation's time spent waiting on the emulator (fanout.local.metering).
+                with self._lock:
+                    for key, n in request_units(service, operation, params).items():
+                        self.units[key] += n
+                continue
             if self.enabled:
                 try:
                     units = Counter(request_units(service, operation, params))

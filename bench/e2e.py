@@ -1,14 +1,15 @@
 """End to end on a local stack run in this process, then the plain-boto3 baseline on the same endpoint.
 
 The stack runs in-process (fanout.local.runtime.Runtime, as `make run` starts it) so that every
-AWS call the handlers and pollers make passes the bench's botocore hooks, and every handler
-invocation passes a timing wrapper. The 16 clients run in a child process (bench.load).
+AWS call the handlers and pollers make passes the bench's botocore hooks, and every invocation is
+timed in the environment that runs it. The 16 clients run in a child process (bench.load).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -27,6 +28,7 @@ from bench.calls import CallCounter, muted
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-secret-that-is-long-enough-for-hs256-0123456789"
 GENERATED = "fanout.data.generated.v1"
+_COPY = re.compile(r"-\d+$")  # "persister-1" (a poller's environment) -> "persister"
 
 
 def free_port() -> int:
@@ -49,18 +51,6 @@ class Invocations:
     counting: bool = False
     durations: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def invoke(event: Any, context: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(event, context)
-            finally:
-                if self.counting:
-                    with self.lock:
-                        self.durations[name].append(time.perf_counter() - t0)
-
-        return invoke
 
 
 def _load(mode: str, spec: dict[str, Any], timeout: float) -> list[list[Any]]:
@@ -108,7 +98,6 @@ def run(events: int, clients: int, counter: CallCounter) -> dict[str, Any]:
     from fanout.localenv import load
 
     invocations = Invocations()
-    restore = _instrument_handlers(runtime_module, invocations)
     counter.install()
     # Each function runs in its own process: its calls are recorded there and counted here.
     from fanout.local import environments
@@ -120,6 +109,7 @@ def run(events: int, clients: int, counter: CallCounter) -> dict[str, Any]:
     rt = runtime_module.Runtime(env, topo)
     rt.start()
     env = rt.env  # with this run's credentials for the emulated endpoint
+    restore = chain_invocations(invocations)
     try:
         ours = _ours(rt, env, topo, events, clients, counter, invocations)
         pollers = [p for r in rt.runners.values() for p in r.pollers]
@@ -140,36 +130,28 @@ def run(events: int, clients: int, counter: CallCounter) -> dict[str, Any]:
     }
 
 
-def _instrument_handlers(runtime_module: Any, invocations: Invocations) -> Callable[[], None]:
-    """Wrap every handler the runtime loads (shared module or per-environment copy) in the timing wrapper."""
+def chain_invocations(invocations: Invocations) -> Callable[[], None]:
+    """Time every invocation in the environment that ran it (fanout.local.environments.INVOCATION_SINK).
+
+    Measured there, an invocation's time starts when its environment gets it, not while it waited for
+    a free environment (Lambda does not bill that either). Chained after the runtime's own sink (the
+    console's cost panel), so call it once the runtime has started. Returns the undo.
+    """
     from fanout.local import environments
 
-    patched: list[tuple[Any, str, Any]] = []
-    for module in (runtime_module, environments):
-        for name in ("load_handler", "new_environment"):
-            real = getattr(module, name, None)
-            if real is None:
-                continue
+    runtime_sink = environments.INVOCATION_SINK
 
-            def wrapped(spec: str, _real: Any = real) -> Any:
-                return invocations.wrap(spec.split(":")[0].rsplit(".", 1)[-1], _real(spec))
+    def sink(function_name: str, ms: float) -> None:
+        if runtime_sink is not None:
+            runtime_sink(function_name, ms)
+        if invocations.counting:
+            with invocations.lock:
+                invocations.durations[_COPY.sub("", function_name)].append(ms / 1000)
 
-            patched.append((module, name, real))
-            setattr(module, name, wrapped)
-
-    # Functions in their own processes (fanout.local.environments.FunctionProcess): time each invocation
-    # as the caller sees it (the pipe round trip included, a fraction of a millisecond).
-    real_call = environments.FunctionProcess.__call__
-
-    def call(self: Any, event: Any, context: Any) -> Any:
-        return invocations.wrap(self.name, lambda e, c: real_call(self, e, c))(event, context)
-
-    environments.FunctionProcess.__call__ = call  # type: ignore[method-assign]
+    environments.INVOCATION_SINK = sink
 
     def restore() -> None:
-        for module, name, real in patched:
-            setattr(module, name, real)
-        environments.FunctionProcess.__call__ = real_call  # type: ignore[method-assign]
+        environments.INVOCATION_SINK = runtime_sink
 
     return restore
 
@@ -263,6 +245,10 @@ def _ours(
         "invocation_ms_each": {k: [d * 1000 for d in v] for k, v in inv.durations.items()},
         "sqs_messages_per_batch": (len(accepted) / len(inv.durations["persister"]))
         if inv.durations.get("persister")
+        else None,
+        # The archive writes one S3 object per batch: its PUTs per event are 1 / this.
+        "archive_messages_per_batch": (len(accepted) / len(inv.durations["archive"]))
+        if inv.durations.get("archive")
         else None,
     }
 

@@ -6,6 +6,20 @@ entries, 64 KB chunks) by `request_units`/`response_units`, and units into dolla
 Prices: region us-east-1, on-demand, no free tier, per unit (not per million) so the arithmetic
 stays obvious; checked against the public pricing pages on AS_OF, never fetched at run time, so
 re-check them when that date gets old.
+
+Per event means what traffic adds. What a stack costs with no traffic (Lambda's pollers' empty
+receives, the WAF, alarms, KMS keys) is idle cost: empty receives are counted apart (`idle_receive`)
+and never enter the per-event lines. Not counted per event: CloudFront and the WAF's per-request
+charge (the web app's traffic, not the API's), X-Ray (off by default), CloudWatch metrics and alarms
+(a monthly price per metric, not per event), storage (S3, DynamoDB, log retention), data transfer.
+
+Two figures are a model, not a measurement, and say so:
+- Lambda duration: locally a function's calls wait on the emulator (moto), far slower than AWS. The
+  time the calls spent there is measured (fanout.local.metering) and replaced by AWS_CALL_MS per call,
+  an assumed in-region round trip; the handler's own time is kept as measured.
+- CloudWatch Logs ingestion: the bytes each function writes per invocation at the deployed level
+  (INFO, metrics on), measured by tests/unit/test_log_volume.py, plus Lambda's own START/END/REPORT
+  lines and one API Gateway access log line per request.
 """
 
 from __future__ import annotations
@@ -25,6 +39,8 @@ SOURCES = {
     "events": "https://aws.amazon.com/eventbridge/pricing/",
     "lambda": "https://aws.amazon.com/lambda/pricing/",
     "apigateway": "https://aws.amazon.com/api-gateway/pricing/",
+    "s3": "https://aws.amazon.com/s3/pricing/",
+    "logs": "https://aws.amazon.com/cloudwatch/pricing/",
 }
 
 MILLION = 1_000_000
@@ -43,6 +59,26 @@ LAMBDA_GB_SECOND_X86 = 0.0000166667
 API_GATEWAY_REST_REQUEST = 3.50 / MILLION  # REST API, first 333 million a month
 S3_PUT = 0.005 / 1000  # PUT, COPY, POST, LIST requests (S3 Standard)
 S3_GET = 0.0004 / 1000  # GET and other requests
+LOGS_INGESTED_BYTE = 0.50 / 1024**3  # CloudWatch Logs ingestion, standard log class, per GB
+
+# CloudWatch Logs bytes per invocation at the deployed level (INFO, metrics on); measured against the
+# handlers by tests/unit/test_log_volume.py. Consumers of the kit write their metrics line (EMF) per
+# invocation; their per-record lines are DEBUG.
+LAMBDA_PLATFORM_LOG_BYTES = 260  # Lambda's START, END and REPORT lines (stated: their usual length)
+FUNCTION_LOG_BYTES = {"api": 760, "authorizer": 600, "generator": 700}
+CONSUMER_LOG_BYTES = 760  # the batch's "events received" line and the metrics line, per invocation
+CONSUMER_LOG_BYTES_PER_RECORD = 30  # each event id on that line
+ACCESS_LOG_BYTES = 450  # one API Gateway access log line (infra/components/api.py ACCESS_LOG_FORMAT)
+
+# Assumed round trip of one call from Lambda to the service in the same region, in ms: stated, not
+# measured here (the local emulator's own time is what it replaces).
+AWS_CALL_MS = {"dynamodb": 10, "sqs": 10, "sns": 20, "events": 20, "s3": 30, "secretsmanager": 20}
+AWS_CALL_MS_OTHER = 20
+EMULATOR_SERVICE = "local"  # fanout.local.metering's record of an invocation's time spent in the emulator
+
+# Idle: a Lambda SQS event source mapping polls its queue whether or not events come (stated: five
+# pollers long-polling 20 s, about 648,000 ReceiveMessage requests a month per consumer).
+IDLE_RECEIVES_PER_CONSUMER_MONTH = 5 * 3 * 60 * 24 * 30
 
 # What the functions are deployed with (infra/stack.py, fanout/topology.py), for GB-s.
 MEMORY_MB = {"api": 512, "authorizer": 256, "persister": 256, "generator": 256}
@@ -108,7 +144,19 @@ def request_units(service: str, operation: str, params: dict[str, Any]) -> dict[
         return {("s3", "put", params.get("Bucket", "")): 1}
     if service == "s3" and operation == "GetObject":
         return {("s3", "get", params.get("Bucket", "")): 1}
+    if service == EMULATOR_SERVICE and operation == "Invocation":
+        return _emulator_units(params)
     return {}
+
+
+def _emulator_units(params: dict[str, Any]) -> dict[tuple[str, str, str], float]:
+    """MB-ms to take off the measured duration (time waiting on the emulator) and to add back (AWS's)."""
+    function, memory = str(params.get("function", "")), float(params.get("memory_mb") or 0)
+    aws_ms = sum(AWS_CALL_MS.get(str(service), AWS_CALL_MS_OTHER) for service in params.get("calls") or [])
+    return {
+        ("lambda", "emulator_mb_ms", function): float(params.get("emulator_ms") or 0) * memory,
+        ("lambda", "aws_call_mb_ms", function): aws_ms * memory,
+    }
 
 
 def response_units(
@@ -123,11 +171,15 @@ def response_units(
             )
         return dict(out)
     if service == "sqs" and operation == "ReceiveMessage":
+        queue = _name(params.get("QueueUrl", ""))
+        if not parsed.get("Messages"):
+            # An empty receive is a poller waiting: idle cost, whatever the traffic, not per event.
+            return {("sqs", "request", queue): -1, ("sqs", "idle_receive", queue): 1}
         # A first receive means SNS delivered it: SQS bills that delivery as one request (SNS bills nothing).
         first = sum(
             1 for m in parsed.get("Messages", []) if m.get("Attributes", {}).get("ApproximateReceiveCount", "1") == "1"
         )
-        return {("sqs", "delivery", _name(params.get("QueueUrl", ""))): first} if first else {}
+        return {("sqs", "delivery", queue): first} if first else {}
     if service == "events" and operation == "PutEvents":
         failed = parsed.get("FailedEntryCount", 0)
         if failed:
@@ -149,6 +201,25 @@ def gb_seconds(durations_ms: list[float], memory_mb: int) -> float:
     return sum(math.ceil(ms) for ms in durations_ms) / 1000 * memory_mb / 1024
 
 
+def aws_gb_seconds(units: Units, measured_gb_s: float, function: str | None = None) -> float:
+    """GB-s as on AWS: the measured durations, less the time calls waited on the emulator, plus AWS's round trips.
+
+    `function` (its deployed name, as AWS_LAMBDA_FUNCTION_NAME) limits the correction to one function.
+    """
+    emulator = unit(units, "lambda", "emulator_mb_ms", function) / 1000 / 1024
+    aws = unit(units, "lambda", "aws_call_mb_ms", function) / 1000 / 1024
+    return max(0.0, measured_gb_s - emulator + aws)
+
+
+def log_bytes(lambda_requests: dict[str, float], api_requests: float, records: float) -> float:
+    """CloudWatch Logs bytes ingested for these invocations, the records consumers got and API requests."""
+    functions = sum(
+        n * (LAMBDA_PLATFORM_LOG_BYTES + FUNCTION_LOG_BYTES.get(fn, CONSUMER_LOG_BYTES))
+        for fn, n in lambda_requests.items()
+    )
+    return functions + records * CONSUMER_LOG_BYTES_PER_RECORD + api_requests * ACCESS_LOG_BYTES
+
+
 def dollars(
     units: Units,
     *,
@@ -156,19 +227,31 @@ def dollars(
     lambda_gb_s: dict[str, float],
     api_requests: float,
 ) -> dict[str, float]:
-    """Dollars by line (the service and what it bills) for counted units, invocations and GB-seconds."""
+    """Dollars by line (the service and what it bills) for counted units, invocations and measured GB-seconds.
+
+    Empty receives (idle polling) are not in these lines: see `idle_dollars_per_month`.
+    """
     return {
-        "API Gateway requests": api_requests * API_GATEWAY_REST_REQUEST,
-        "SNS publish": unit(units, "sns", "publish") * SNS_PUBLISH,
-        "SQS requests (incl. deliveries)": (unit(units, "sqs", "request") + unit(units, "sqs", "delivery"))
-        * SQS_REQUEST,
-        "DynamoDB writes (WRU)": unit(units, "dynamodb", "wru") * DDB_WRITE_UNIT,
-        "DynamoDB reads": unit(units, "dynamodb", "read_calls") * DDB_READ_UNIT,
-        "EventBridge PutEvents entries": unit(units, "events", "entries") * EVENTBRIDGE_EVENT,
+        "API Gateway REST requests": api_requests * API_GATEWAY_REST_REQUEST,
         "Lambda requests": sum(lambda_requests.values()) * LAMBDA_REQUEST,
-        "Lambda GB-s (arm64)": sum(lambda_gb_s.values()) * LAMBDA_GB_SECOND_ARM,
-        "S3 requests": unit(units, "s3", "put") * S3_PUT + unit(units, "s3", "get") * S3_GET,
+        "Lambda duration (GB-s, arm64)": aws_gb_seconds(units, sum(lambda_gb_s.values())) * LAMBDA_GB_SECOND_ARM,
+        "SNS publish requests": unit(units, "sns", "publish") * SNS_PUBLISH,
+        "SQS requests (SNS deliveries, receives, deletes)": (
+            unit(units, "sqs", "request") + unit(units, "sqs", "delivery")
+        )
+        * SQS_REQUEST,
+        "DynamoDB write request units": unit(units, "dynamodb", "wru") * DDB_WRITE_UNIT,
+        "DynamoDB read request units": unit(units, "dynamodb", "read_calls") * DDB_READ_UNIT,
+        "EventBridge custom events": unit(units, "events", "entries") * EVENTBRIDGE_EVENT,
+        "S3 requests (archive PUTs)": unit(units, "s3", "put") * S3_PUT + unit(units, "s3", "get") * S3_GET,
+        "CloudWatch Logs ingestion": log_bytes(lambda_requests, api_requests, unit(units, "sqs", "delivery"))
+        * LOGS_INGESTED_BYTE,
     }
+
+
+def idle_dollars_per_month(consumers: int) -> float:
+    """What the consumers' pollers cost a month with no traffic at all (SQS empty receives)."""
+    return consumers * IDLE_RECEIVES_PER_CONSUMER_MONTH * SQS_REQUEST
 
 
 def units_of(records: list[dict[str, Any]]) -> Units:

@@ -1,10 +1,10 @@
 """Replay: read archived events of a time window back from S3 and publish them again, same ids.
 
 The archive is partitioned by the events' date (events/dt=YYYY-MM-DD/), so a window reads
-only its days' partitions. Events keep their ids, so the persister (idempotent by id)
-rewrites the same items and the archive (one object per event id) rewrites the same
-objects: a replay restores what was lost and duplicates nothing. Archives written before
-that layout may hold an event in several objects; this module reads each id once.
+only its days' partitions. The archive writes one object per consumer batch, so an event
+redelivered or replayed in another batch is in several objects: this module reads each id
+once. Events keep their ids, so the persister (idempotent by id) rewrites the same items:
+a replay restores what was lost and duplicates nothing.
 
 On AWS the persisted stream also has an EventBridge archive; `start_bus_replay` replays it
 onto the bus with StartReplay (EventBridge does the work; this only starts it).

@@ -151,7 +151,7 @@ def from_logs(rows: list[dict[str, str]], event_id: str, topo: Topology, groups:
                 doc["published"] = _iso(line.get("timestamp")) or row.get("@timestamp")
             continue
         c = seen.setdefault(function, {"attempts": 0, "failed": False, "error": None, "receive": 0})
-        if message == "event received":
+        if message in ("event received", "events received"):  # a record's line, or its batch's
             c["attempts"] += 1
             c["failed"] = False
         elif str(line.get("level", "")).upper() in ("WARNING", "ERROR") or "retried" in message:

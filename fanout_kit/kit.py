@@ -39,6 +39,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from fanout_kit import events, observability
 from fanout_kit.batch import BulkSqsProcessor
+from fanout_kit.events import cloudevent_of
 from fanout_kit.models import CloudEvent
 
 E = TypeVar("E", bound=CloudEvent)
@@ -81,10 +82,22 @@ class _Kit(Generic[E]):
         return event  # type: ignore[return-value]  # parse checked it is one of self.types
 
     def _wrap(self, run: LambdaHandler) -> LambdaHandler:
+        def logged(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            # One INFO line per batch, not per record (CloudWatch Logs bills every byte ingested); it names
+            # each event, so `fanout trace --aws` still sees every attempt. Per-record lines are DEBUG.
+            self.logger.info("events received", extra={"event_ids": _event_ids(event)})
+            return run(event, context)
+
         wrapped: LambdaHandler = self.logger.inject_lambda_context(
-            self.metrics.log_metrics(self.tracer.capture_lambda_handler(run))
+            self.metrics.log_metrics(self.tracer.capture_lambda_handler(logged))
         )
         return wrapped
+
+
+def _event_ids(event: dict[str, Any]) -> list[str]:
+    """The event ids a batch's records carry, read before validation (invalid records have none)."""
+    found = (cloudevent_of(str(record.get("body") or "")) for record in event.get("Records") or [])
+    return [doc["id"] for doc in found if doc is not None]
 
 
 def _receive_count(record: SQSRecord) -> dict[str, Any]:
@@ -123,7 +136,8 @@ class Consumer(_Kit[E]):
         typed = self._parse(record)
         keys = _event_keys(typed, record)
         self.logger.append_keys(**keys)
-        self.logger.info("event received")
+        # DEBUG: a line per record at INFO would cost more in CloudWatch Logs than the record's queue.
+        self.logger.debug("event received")
         try:
             if once is None:
                 self.function(typed)
@@ -172,7 +186,7 @@ class BulkConsumer(_Kit[E]):
 
     def _record(self, record: SQSRecord) -> E:
         typed = self._parse(record)
-        self.logger.info("event received", extra=_event_keys(typed, record))
+        self.logger.debug("event received", extra=_event_keys(typed, record))
         return typed
 
     def _run(self, event: dict[str, Any], context: Any) -> dict[str, Any]:

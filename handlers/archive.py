@@ -2,9 +2,10 @@
 
 A consumer-kit user (fanout_kit). Per record: the kit validates the
 CloudEvent (a poison message fails alone and reaches the DLQ after maxReceiveCount, as
-with the persister). Per event: one object keyed by its date and id (handlers/core/archive.py),
-so a replayed or redelivered event lands where it already is and the archive holds each
-event once. Only records whose object could not be written are reported as batch item failures.
+with the persister). Per batch: one object per day its events fall on (handlers/core/archive.py),
+one S3 PUT for up to the consumer's batch size of events; replay reads each event id once, so a
+redelivered or replayed event written again in a later batch is not replayed twice. Only records
+whose object could not be written are reported as batch item failures, and come back.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from handlers.core.settings import archive_bucket
 # No types: every published fanout event type is archived; unknown or invalid ones fail validation in the kit.
 @bulk_consumer(name="archive")
 def handler(batch: list[CloudEvent]) -> set[str]:
-    """Write the batch's events, one object each; return the ids of the events to retry."""
+    """Write the batch's events, one object per day; return the ids of the events to retry."""
     failed = archive.write(client("s3"), archive_bucket(), [event.to_dict() for event in batch])
     if failed:
         first = next(iter(failed.values()))
         handler.logger.warning(
-            f"{len(failed)} archive objects not written ({type(first).__name__}: {first}); "
-            "their records will be retried",
+            f"{len(failed)} events not archived ({type(first).__name__}: {first}); their records will be retried",
             extra={"event_ids": sorted(failed)},
         )
     written = len({event.id for event in batch}) - len(failed)

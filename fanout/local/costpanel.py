@@ -5,7 +5,10 @@ functions make in their processes (fanout.local.metering rides them back with ea
 event source mappings' SQS calls (the pollers' receives and deletes, first receives billed as the
 SNS delivery), each invocation's duration at the function's memory, and one API Gateway request
 per api invocation. The runtime's own housekeeping (trace taps, snapshots, the console) is not AWS
-work and is not counted. Local durations are not Lambda's: the GB-s line is an estimate.
+work and is not counted. Empty receives (pollers waiting on idle queues) are idle cost, shown apart
+and never in the per-event lines: on an idle stack the per-event figures stay empty, not inflated.
+Lambda duration is the measured time less the time calls waited on the local emulator, plus an
+assumed AWS round trip per call (fanout/cost.py says which).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ _COPY = re.compile(r"-\d+$")  # "persister-1" (a poller's environment) -> "persi
 class Meter:
     def __init__(self, memory_mb: dict[str, int] | None = None) -> None:
         self.memory_mb = {**cost.MEMORY_MB, **(memory_mb or {})}
+        self.consumers = len(memory_mb or {})  # the runtime passes its consumers' memory sizes
         self.units: Counter[tuple[str, str, str]] = Counter()
         self.requests: Counter[str] = Counter()
         self.gb_s: defaultdict[str, float] = defaultdict(float)
@@ -70,6 +74,12 @@ class Meter:
             "events": events,
             "dollarsPerMillionEvents": per_million,
             "totalPerMillionEvents": sum(per_million.values()),
+            # Not per event: what the consumers' pollers cost on AWS with no traffic, and the local count.
+            "idle": {
+                "dollarsPerMonth": cost.idle_dollars_per_month(self.consumers),
+                "consumers": self.consumers,
+                "emptyReceivesCounted": cost.unit(units, "sqs", "idle_receive"),
+            },
             "invocations": requests,
             "pricesAsOf": cost.AS_OF,
             "region": cost.REGION,

@@ -1,4 +1,4 @@
-"""The archive consumer: SQS batch in, one NDJSON object per event (by date and id) in S3, failures reported."""
+"""The archive consumer: SQS batch in, one NDJSON object per batch and day in S3, failures reported."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from unit_support import BUCKET, Aws, assert_valid, failures, sqs_event, sqs_record
 
+from fanout import replay
 from fanout_kit import DataGenerated, events
 from handlers import archive
 from handlers.core import archive as layout
@@ -31,20 +32,39 @@ def objects(s3: Any) -> dict[str, list[dict[str, Any]]]:
     return {k: layout.from_ndjson(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()) for k in keys}
 
 
-def test_each_event_becomes_one_ndjson_object_in_its_date_partition(s3: Any, context: Any) -> None:
+def test_a_batch_becomes_one_ndjson_object_in_its_date_partition(s3: Any, context: Any) -> None:
     batch = [event("alice", "2026-03-04T10:00:00.000Z"), event("bob", "2026-03-04T23:59:59.999Z"), event("ünï 😀")]
     batch[2]["time"] = "2026-03-04T12:00:00Z"
     assert archive.handler(sqs_event(*batch), context) == {"batchItemFailures": []}
     found = objects(s3)
-    assert sorted(found) == sorted(f"events/dt=2026-03-04/{e['id']}.ndjson" for e in batch)
-    for e in batch:
-        key = layout.object_key(e)
-        # The line is the CloudEvent exactly as received.
-        assert found[key] == [e]
-        assert_valid("fanout.data.generated.v1.json", found[key][0])
-        assert s3.head_object(Bucket=BUCKET, Key=key)["ContentType"] == "application/x-ndjson"
-    raw = s3.get_object(Bucket=BUCKET, Key=layout.object_key(batch[2]))["Body"].read().decode()
-    assert raw.endswith("\n") and raw.count("\n") == 1 and "ünï 😀" in raw
+    key = layout.object_key(batch)
+    assert list(found) == [key]
+    smallest = min(e["id"] for e in batch)
+    assert key.startswith(f"events/dt=2026-03-04/{smallest}-") and key.endswith(".ndjson")
+    # The lines are the CloudEvents exactly as received, sorted by id.
+    assert found[key] == sorted(batch, key=lambda e: e["id"])
+    for line in found[key]:
+        assert_valid("fanout.data.generated.v1.json", line)
+    assert s3.head_object(Bucket=BUCKET, Key=key)["ContentType"] == "application/x-ndjson"
+    raw = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+    assert raw.endswith("\n") and raw.count("\n") == 3 and "ünï 😀" in raw
+
+
+def test_one_put_per_batch_not_per_event(s3: Any, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 bills each PUT: a batch of 100 events of one day is one PUT (it was 100)."""
+    client = clients.client("s3")
+    real, puts = client.put_object, []
+
+    def counted(**kwargs: Any) -> Any:
+        puts.append(kwargs["Key"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(client, "put_object", counted)
+    batch = [event(time=f"2026-03-05T10:{i // 60:02d}:{i % 60:02d}.000Z") for i in range(100)]
+    assert archive.handler(sqs_event(*batch), context) == {"batchItemFailures": []}
+    assert len(puts) == 1
+    (lines,) = objects(s3).values()
+    assert {e["id"] for e in lines} == {e["id"] for e in batch}
 
 
 def test_events_of_different_dates_go_to_their_own_partitions(s3: Any, context: Any) -> None:
@@ -52,31 +72,47 @@ def test_events_of_different_dates_go_to_their_own_partitions(s3: Any, context: 
     batch = [event(time=t) for t in days]
     assert archive.handler(sqs_event(*batch), context) == {"batchItemFailures": []}
     found = objects(s3)
-    assert sorted(k.split("/")[1] for k in found) == ["dt=2026-01-31", "dt=2026-02-01", "dt=2026-02-01"]
+    assert sorted(k.split("/")[1] for k in found) == ["dt=2026-01-31", "dt=2026-02-01"]
+    for key, lines in found.items():
+        assert all(key.split("/")[1] == f"dt={e['time'][:10]}" for e in lines)
+    assert sorted(e["id"] for lines in found.values() for e in lines) == sorted(e["id"] for e in batch)
 
 
-def test_replayed_and_redelivered_events_are_archived_once(s3: Any, context: Any) -> None:
-    """Four replays and redeliveries in other batches, orders and company: each event once (issue 9)."""
+def test_replayed_and_redelivered_events_are_read_back_once(s3: Any, context: Any) -> None:
+    """Replays and redeliveries in other batches, orders and company: replay reads each event once."""
     first = [event(time="2026-05-05T05:05:05.000Z") for _ in range(5)]
     archive.handler(sqs_event(*first), context)
     before = objects(s3)
+    archive.handler(sqs_event(*reversed(first), first[0]), context)  # the batch retried: a duplicate inside
+    assert objects(s3) == before  # the same events rewrite the same object
     later = [event(time="2026-05-05T06:00:00.000Z") for _ in range(3)]
-    archive.handler(sqs_event(*reversed(first), first[0]), context)  # redelivered, a duplicate inside
     archive.handler(sqs_event(first[1], *later, first[3]), context)  # replayed among new events
     archive.handler(sqs_event(first[2]), context)  # alone
     archive.handler(sqs_event(*first, *later), context)  # the whole window again
     after = objects(s3)
-    lines = [line for body in after.values() for line in body]
-    assert len(lines) == len({e["id"] for e in lines}) == 8
-    assert {k: v for k, v in after.items() if k in before} == before  # same objects, same content
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing overwritten with less
+    window = (replay.parse_time("2026-05-05"), replay.parse_time("2026-05-06"))
+    read = [e["id"] for e in replay.archived(s3, BUCKET, *window)]
+    assert sorted(read) == sorted(e["id"] for e in first + later)
 
 
-def test_key_depends_on_the_date_and_id_only() -> None:
-    a = event(time="2026-01-01T10:00:00Z")
+def test_key_depends_on_the_date_and_ids_only() -> None:
+    a, b = event(time="2026-01-01T10:00:00Z"), event(time="2026-01-01T11:00:00Z")
     same = {**a, "subject": "someone else", "data": {"informationOne": "x", "informationTwo": "y"}}
-    assert layout.object_key(a) == layout.object_key(same) == f"events/dt=2026-01-01/{a['id']}.ndjson"
+    assert layout.object_key([a, b]) == layout.object_key([b, same]) == layout.object_key([a, b, a])
+    assert layout.object_key([a]) != layout.object_key([a, b])
+    assert layout.object_key([a]).startswith(f"events/dt=2026-01-01/{a['id']}-")
     with pytest.raises(ValueError, match="letters and digits"):
-        layout.object_key({**a, "id": "../../escape"})
+        layout.object_key([{**a, "id": "../../escape"}])
+    with pytest.raises(ValueError, match="one day"):
+        layout.object_key([a, event(time="2026-01-02T00:00:00Z")])
+
+
+def test_an_id_that_cannot_name_an_object_fails_alone(s3: Any) -> None:
+    good = event(time="2026-06-02T00:00:00.000Z")
+    failed = layout.write(s3, BUCKET, [good, {**event(time="2026-06-02T00:00:01.000Z"), "id": "../x"}])
+    assert list(failed) == ["../x"] and "letters and digits" in str(failed["../x"])
+    assert [e["id"] for lines in objects(s3).values() for e in lines] == [good["id"]]
 
 
 def test_poison_records_fail_alone(s3: Any, context: Any) -> None:
@@ -101,7 +137,7 @@ def test_persisted_events_are_archived_too(s3: Any, context: Any) -> None:
     assert lines == [persisted]
 
 
-def test_a_failed_put_fails_only_that_event(s3: Any, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_put_fails_only_that_days_events(s3: Any, context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     client = clients.client("s3")
     real = client.put_object
 

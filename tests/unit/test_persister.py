@@ -381,6 +381,7 @@ def test_put_events_transient_failure_is_retried_within_the_invocation(
 
 def test_correlation_id_from_the_event_is_logged(aws: Aws, context: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="persister")  # the per-record line is DEBUG
     call_api(context, "POST", "/data", body={"informationOne": "a", "informationTwo": "b"}, request_id="req-xyz")
     (published,) = aws.published()
     caplog.clear()

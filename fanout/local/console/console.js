@@ -378,6 +378,7 @@ async function refreshCost() {
     ...lines.map(([name, v]) => h('tr', {}, h('th', { scope: 'row' }, name), h('td', { class: 'num' }, money(v)))),
   );
   byId('cost-total').textContent = doc.events ? money(doc.totalPerMillionEvents) : '–';
+  byId('cost-idle').textContent = `Idle, whatever the traffic: ${money(doc.idle.dollarsPerMonth)} a month on AWS for the ${doc.idle.consumers} consumers' queue polling (${doc.idle.emptyReceivesCounted} empty receives here, not in the figures above).`;
   byId('cost-date').textContent = `${doc.events} events counted in this run; AWS list prices ${doc.region} as of ${doc.pricesAsOf} (fanout/cost.py, the model make bench uses).`;
 }
 
