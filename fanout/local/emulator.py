@@ -57,7 +57,7 @@ class Emulator:
                 f"port {self.port} is in use (another fanout running?); set FANOUT_AWS_PORT to a free port"
             )
         self.proc = subprocess.Popen(
-            # moto's server behind the guard: this run's key id only, nothing from web pages, no /moto-api/.
+            # moto behind the guard: only requests signed with this run's keys, none from pages, no /moto-api/.
             [sys.executable, "-m", "fanout.local.emulator_server", HOST, str(self.port), str(self.state_dir)],
             env={**os.environ, KEY_ENV: self.access_key_id, SECRET_ENV: self.secret_access_key},
             stdout=subprocess.DEVNULL,
