@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from fanout.local.emulator_server import KEY_ENV
+from fanout.local.emulator_server import KEY_ENV, SECRET_ENV
 from fanout.localenv import HOST
 
 
@@ -40,10 +40,11 @@ def _die_with_parent() -> None:
 
 
 class Emulator:
-    def __init__(self, port: int, state_dir: Path, access_key_id: str) -> None:
+    def __init__(self, port: int, state_dir: Path, access_key_id: str, secret_access_key: str) -> None:
         self.port = port
         self.state_dir = state_dir
-        self.access_key_id = access_key_id  # the only one its guard accepts
+        # The only keys its guard accepts (it verifies each request's SigV4 signature with them).
+        self.access_key_id, self.secret_access_key = access_key_id, secret_access_key
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -56,9 +57,9 @@ class Emulator:
                 f"port {self.port} is in use (another fanout running?); set FANOUT_AWS_PORT to a free port"
             )
         self.proc = subprocess.Popen(
-            # moto's server behind the guard: this run's key id only, nothing from web pages, no /moto-api/.
+            # moto behind the guard: only requests signed with this run's keys, none from pages, no /moto-api/.
             [sys.executable, "-m", "fanout.local.emulator_server", HOST, str(self.port), str(self.state_dir)],
-            env={**os.environ, KEY_ENV: self.access_key_id},
+            env={**os.environ, KEY_ENV: self.access_key_id, SECRET_ENV: self.secret_access_key},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
@@ -71,13 +72,9 @@ class Emulator:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise EmulatorError(f"moto server exited with code {self.proc.returncode}")
-            # Any HTTP answer to a request with this run's key id means it serves.
-            probe = urllib.request.Request(  # noqa: S310 (loopback only)
-                f"{self.url}/",
-                headers={"Authorization": f"AWS4-HMAC-SHA256 Credential={self.access_key_id}/probe, Signature=0"},
-            )
             try:
-                with urllib.request.urlopen(probe, timeout=1):  # noqa: S310 (loopback only)
+                # Any HTTP answer (the guard's 403 to an unsigned request) means it serves.
+                with urllib.request.urlopen(f"{self.url}/", timeout=1):  # noqa: S310 (loopback only)
                     return
             except urllib.error.HTTPError:
                 return

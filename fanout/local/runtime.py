@@ -103,7 +103,9 @@ class Runtime:
         self.env = self.state.env = self.state.new_credentials()
         self.registry = Registry(self.env.state_dir / HANDLERS, self.env.secret_access_key)
         self.ledger = self.state.ledger = Ledger.load(self.env.state_dir / TRACE)
-        self.emulator = Emulator(self.env.aws_port, self.env.state_dir, self.env.access_key_id)
+        self.emulator = Emulator(
+            self.env.aws_port, self.env.state_dir, self.env.access_key_id, self.env.secret_access_key
+        )
         self.emulator.start()
         # Handlers find AWS through boto3's standard environment, exactly as on Lambda.
         os.environ.update(handler_environ(self.env, self.topo))

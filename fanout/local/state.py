@@ -230,6 +230,8 @@ class LocalState:
             # at start means a run that did not stop cleanly; lock() checks it locked the file on disk.
             if _same_file(self._lock_fd, self.root / LOCK):
                 with contextlib.suppress(OSError):
+                    (self.root / CREDENTIALS).unlink()  # this run's keys: no use once it stops
+                with contextlib.suppress(OSError):
                     (self.root / LOCK).unlink()
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None

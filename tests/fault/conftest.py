@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    em = Emulator(_free_port(), tmp_path_factory.mktemp("emulator"), new_credentials()[0])
+    em = Emulator(_free_port(), tmp_path_factory.mktemp("emulator"), *new_credentials())
     em.start()
     try:
         yield em

@@ -187,8 +187,10 @@ def make_world(emulator: Emulator, tmp: Path, visibility_timeout: int, monkeypat
         "AWS_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-    # The emulator accepts only its own key id (the secret is not checked).
-    env = dataclasses.replace(load_env(), access_key_id=emulator.access_key_id, secret_access_key="fault")
+    # The emulator accepts only requests signed with its own keys.
+    env = dataclasses.replace(
+        load_env(), access_key_id=emulator.access_key_id, secret_access_key=emulator.secret_access_key
+    )
     topo = topology.from_config("dev", {"prefix": prefix})
     for name, value in handler_environ(env, topo).items():
         monkeypatch.setenv(name, value)

@@ -183,22 +183,20 @@ def test_content_length_must_be_digits_only(stack: Stack) -> None:
 
 
 # ------------------------------------------------------------------------- the AWS emulator
-def _scan_request(stack: Stack, key_id: str | None = None, **headers: str) -> requests.Response:
-    """The DynamoDB Scan a page can POST: text/plain body, a SigV4 header (the run's key id unless given)."""
+def _scan_request(stack: Stack, **headers: str) -> requests.Response:
+    """The DynamoDB Scan a page can POST (text/plain body, no preflight needed), signed with the run's keys:
+    even holding them, a request that comes from a page (Origin, foreign Host) is refused."""
     table = json.loads(stack.cli("status", "--json").stdout)["table_name"]
-    key_id = key_id or stack.credentials()[0]
-    return requests.post(
-        stack.aws_endpoint,
-        data=json.dumps({"TableName": table}),
-        headers={
-            "Content-Type": "text/plain",
-            "X-Amz-Target": "DynamoDB_20120810.Scan",
-            "Authorization": f"AWS4-HMAC-SHA256 Credential={key_id}/20260101/us-east-1/dynamodb/aws4_request, "
-            "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64,
-            **headers,
-        },
-        timeout=10,
+    body = json.dumps({"TableName": table}).encode()
+    host = headers.pop("Host", stack.aws_endpoint.removeprefix("http://"))
+    signed = stack.signed(
+        "POST",
+        f"http://{host}/",
+        "dynamodb",
+        body,
+        **{"Content-Type": "text/plain", "X-Amz-Target": "DynamoDB_20120810.Scan", "Host": host},
     )
+    return requests.post(stack.aws_endpoint, data=body, headers={**signed, **headers}, timeout=10)
 
 
 def test_emulator_refuses_web_pages(stack: Stack) -> None:
@@ -226,7 +224,7 @@ def test_emulator_still_serves_sdks_and_the_cli(stack: Stack) -> None:
     table = json.loads(stack.cli("status", "--json").stdout)["table_name"]
     assert "Items" in ddb.scan(TableName=table, Limit=1)
     assert "QueueUrls" in stack.boto("sqs").list_queues()
-    # The same fake-signed request as above, without Origin: what an SDK sends, served.
+    # The same signed request as above, without Origin: what an SDK sends, served.
     assert _scan_request(stack).status_code == 200
     # The other names of this machine's endpoint work too (what `aws --endpoint-url http://localhost:...` sends).
     port = stack.aws_endpoint.rsplit(":", 1)[1]

@@ -61,11 +61,23 @@ def test_emulator_refuses_other_credentials(stack: Stack) -> None:
         other.list_queues()
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert "credentials of its own run" in str(refused.value)
+    # The run's key id with any other secret (a guess, or the id alone) is refused too: the signature is verified.
+    key_id, secret = stack.credentials()
+    guessed = boto3.client(
+        "sqs",
+        endpoint_url=stack.aws_endpoint,
+        region_name=status["region"],
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret[:-1] + ("x" if secret[-1] != "x" else "y"),
+    )
+    with pytest.raises(ClientError) as refused:
+        guessed.list_queues()
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "signature does not match" in str(refused.value)
     # Unsigned (no Authorization at all) is refused too; this run's keys are served.
     assert requests.get(f"{stack.aws_endpoint}/", timeout=10).status_code == 403
     assert "QueueUrls" in stack.boto("sqs").list_queues()
     # The keys are the ones `fanout status --json` and `fanout env` give, and only the user can read them.
-    key_id, secret = stack.credentials()
     assert status["aws_credentials"] == {"access_key_id": key_id, "secret_access_key": secret}
     assert stat.S_IMODE((stack.state_dir / "credentials.json").stat().st_mode) == 0o600
     assert stat.S_IMODE(stack.state_dir.stat().st_mode) == 0o700
@@ -154,9 +166,8 @@ def test_moto_api_is_closed(stack: Stack) -> None:
 
 
 def test_browser_fetch_metadata_and_referer_are_refused(stack: Stack) -> None:
-    key_id = stack.credentials()[0]
-    signed = {"Authorization": f"AWS4-HMAC-SHA256 Credential={key_id}/20260101/us-east-1/sqs/aws4_request, x"}
-    url = f"{stack.aws_endpoint}/?Action=ListQueues"
+    url = f"{stack.aws_endpoint}/?Action=ListTopics"
+    signed = stack.signed("GET", url, "sns")
     assert requests.get(url, headers=signed, timeout=10).status_code == 200
     for extra in (
         {"Sec-Fetch-Site": "cross-site"},

@@ -62,8 +62,12 @@ def test_the_state_dir_is_created_private(env: localenv.LocalEnv) -> None:
     try:
         assert stat.S_IMODE(env.state_dir.stat().st_mode) == 0o700
         assert stat.S_IMODE((env.state_dir / ".lock").stat().st_mode) == 0o600
+        with_keys = kept.new_credentials()
+        assert localenv.read_credentials(env.state_dir) == (with_keys.access_key_id, with_keys.secret_access_key)
+        assert stat.S_IMODE((env.state_dir / "credentials.json").stat().st_mode) == 0o600
     finally:
         kept.unlock()
+    assert localenv.read_credentials(env.state_dir) is None  # a stopped stack's keys are gone with it
 
 
 def test_a_state_dir_others_can_write_is_refused(env: localenv.LocalEnv) -> None:

@@ -63,6 +63,16 @@ class Stack:
         doc = json.loads((self.state_dir / "credentials.json").read_text())
         return doc["access_key_id"], doc["secret_access_key"]
 
+    def signed(self, method: str, url: str, service: str, body: bytes = b"", **headers: str) -> dict[str, str]:
+        """Headers for a raw request signed (SigV4) with this run's keys, as an SDK would send it."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        request = AWSRequest(method=method, url=url, data=body, headers=headers)
+        SigV4Auth(Credentials(*self.credentials()), service, self.env["AWS_REGION"]).add_auth(request)
+        return dict(request.headers.items())
+
     def boto(self, service: str) -> Any:
         import boto3
 
