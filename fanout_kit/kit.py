@@ -18,6 +18,9 @@ What the kit does for every record, so a consumer does not:
 - puts the event id and correlation id in every log line written while the record runs
   (the kit's `logger`, and any Powertools Logger of the same service);
 - counts each outcome (EventsProcessed, EventsInvalid, EventsFailed, EventsDuplicate);
+- from a FIFO queue (records with a message group id: the subject, on a `fanout:ordering: fifo`
+  stack), keeps each subject in order: a failing record holds back the later records of its
+  subject in the batch, reported as failures without running, while other subjects go on;
 - with FANOUT_IDEMPOTENT=true (the consumer's `idempotent: true` in the stack config), runs
   the function once per (consumer, event id), on Powertools Idempotency over the idempotency table.
 
@@ -38,7 +41,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from fanout_kit import events, observability
-from fanout_kit.batch import BulkSqsProcessor
+from fanout_kit.batch import BulkSqsFifoProcessor, BulkSqsProcessor, FifoSqsProcessor, group_id, is_fifo_batch
 from fanout_kit.events import cloudevent_of
 from fanout_kit.models import CloudEvent
 
@@ -81,6 +84,13 @@ class _Kit(Generic[E]):
             raise
         return event  # type: ignore[return-value]  # parse checked it is one of self.types
 
+    def _held_back(self, record: SQSRecord) -> None:
+        self.metrics.add_metric(name="EventsHeldBack", unit=MetricUnit.Count, value=1)
+        self.logger.info(
+            "held back behind a failed event of its subject; reported as a batch item failure",
+            extra={"message_id": record.message_id, "message_group_id": group_id(record.raw_event)},
+        )
+
     def _wrap(self, run: LambdaHandler) -> LambdaHandler:
         def logged(event: dict[str, Any], context: Any) -> dict[str, Any]:
             # One INFO line per batch, not per record (CloudWatch Logs bills every byte ingested); it names
@@ -121,7 +131,11 @@ class Consumer(_Kit[E]):
 
     def _run(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         # Defaults would raise when every record fails and log a traceback per record; the kit does neither.
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        processor: BatchProcessor = (
+            FifoSqsProcessor(held_back=self._held_back)
+            if is_fifo_batch(event)
+            else BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        )
         once = _idempotent_runner(self.name, context) if idempotent_enabled() else None
         return dict(
             process_partial_response(
@@ -190,7 +204,11 @@ class BulkConsumer(_Kit[E]):
         return typed
 
     def _run(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        processor = BulkSqsProcessor(flush=self._flush, raise_on_entire_batch_failure=False)
+        processor: BatchProcessor = (
+            BulkSqsFifoProcessor(flush=self._flush, held_back=self._held_back)
+            if is_fifo_batch(event)
+            else BulkSqsProcessor(flush=self._flush, raise_on_entire_batch_failure=False)
+        )
         return dict(
             process_partial_response(event=event, record_handler=self._record, processor=processor, context=context)
         )

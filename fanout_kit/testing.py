@@ -11,6 +11,7 @@ in the wheel, for consumers' tests, and left out of the Lambda artifact.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -62,9 +63,12 @@ def eventbridge_envelope(event: CloudEvent | dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def sqs_record(body: str, *, queue: str = "consumer", receive_count: int = 1) -> dict[str, Any]:
+def sqs_record(
+    body: str, *, queue: str = "consumer", receive_count: int = 1, group: str | None = None
+) -> dict[str, Any]:
+    """One SQS record; with `group`, as a FIFO queue delivers it (message group id, sequence number)."""
     now = str(int(time.time() * 1000))
-    return {
+    record = {
         "messageId": str(uuid.uuid4()),
         "receiptHandle": "local-" + uuid.uuid4().hex,
         "body": body,
@@ -80,21 +84,39 @@ def sqs_record(body: str, *, queue: str = "consumer", receive_count: int = 1) ->
         "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
         "awsRegion": REGION,
     }
+    if group is not None:
+        sequence = str(next(_SEQUENCE))
+        record["attributes"] |= {
+            "MessageGroupId": group,
+            "MessageDeduplicationId": sequence,
+            "SequenceNumber": sequence,
+        }
+        record["eventSourceARN"] += ".fifo"
+    return record
 
 
-def sqs_event(*items: CloudEvent | dict[str, Any] | str, bus: bool = False, queue: str = "consumer") -> dict[str, Any]:
+_SEQUENCE = itertools.count(18_000_000_000_000_000_000)
+
+
+def sqs_event(
+    *items: CloudEvent | dict[str, Any] | str, bus: bool = False, queue: str = "consumer", fifo: bool = False
+) -> dict[str, Any]:
     """A Lambda SQS event with one record per item: typed events, CloudEvent dicts, or raw bodies (str).
 
     With bus=True each event arrives as a bus consumer's queue holds it (EventBridge envelope).
+    With fifo=True the records come as a FIFO queue of a `fanout:ordering: fifo` stack delivers them,
+    grouped by the event's subject (a raw body: by the group "raw").
     """
     records = []
     for item in items:
+        group = "raw" if fifo else None
         if isinstance(item, str):
             body = item
         else:
             raw = item.to_dict() if isinstance(item, CloudEvent) else item
             body = json.dumps(eventbridge_envelope(raw) if bus else raw)
-        records.append(sqs_record(body, queue=queue))
+            group = str(raw.get("subject", "raw")) if fifo else None
+        records.append(sqs_record(body, queue=queue, group=group))
     return {"Records": records}
 
 
