@@ -285,7 +285,7 @@ def cmd_replay(args: argparse.Namespace) -> None:
         bucket = args.bucket or topo.archive_bucket_name
     from handlers.core import clients, publisher
 
-    publish = publisher.publish_batch
+    publish = publisher.for_replay()
     if args.consumer:
         from fanout import observe
 

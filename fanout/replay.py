@@ -161,7 +161,11 @@ def to_queue(sqs: Any, queue_url: str, accepts: Callable[[dict[str, Any]], bool]
     """A publish function that delivers to one consumer's queue as the topic would (raw body, type/subject
     attributes), skipping what its filter refuses: `replay --consumer` re-delivers to that consumer alone."""
     from fanout_kit import events as cloudevents
-    from handlers.core import charset
+    from fanout_kit import ids
+    from handlers.core import charset, publisher
+
+    # A FIFO queue (a topic consumer's on a fifo stack): group by subject, deduplicate within this run only.
+    fifo, run = publisher.is_fifo(queue_url), ids.new_id()
 
     def publish(batch: list[dict[str, Any]]) -> int:
         chosen = [e for e in batch if accepts is None or accepts(e)]
@@ -173,6 +177,7 @@ def to_queue(sqs: Any, queue_url: str, accepts: Callable[[dict[str, Any]], bool]
                     # What SQS accepts, as the publisher writes it for the topic.
                     "MessageBody": charset.sqs_json(e),
                     "MessageAttributes": cloudevents.sns_attributes(e),
+                    **publisher.ordering_fields(e, fifo, run),
                 }
                 for i, e in enumerate(chosen[start : start + 10])
             ]

@@ -377,7 +377,7 @@ class LocalApi:
         else:
             from handlers.core import publisher
 
-            publish = publisher.publish_batch
+            publish = publisher.for_replay()
         skipped: list[str] = []
         count = replay.replay(self.s3, topo.archive_bucket_name, since, until, publish, event_type, skipped.append)
         for line in skipped:
