@@ -20,6 +20,10 @@ NAMESPACE = "fanout"
 CONSUMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
 FILTER_SCOPES = ("MessageAttributes", "MessageBody")
 SOURCES = ("topic", "bus")
+# fanout:ordering: standard SNS/SQS (no order), or an SNS FIFO topic fanning out to SQS FIFO queues,
+# each subject's events in publish order (the subject is the message group id).
+ORDERINGS = ("standard", "fifo")
+FIFO_SUFFIX = ".fifo"  # SNS and SQS require it at the end of every FIFO topic and queue name
 # The event types, from the kit's registry of models (fanout_kit.models.MODELS).
 GENERATED_TYPE = DataGenerated.TYPE
 PERSISTED_TYPE = DataPersisted.TYPE
@@ -33,7 +37,7 @@ class TopologyError(ValueError):
 # `make run` and the CLI, infra/settings.py for the Pulumi program) refuse any other key, naming the
 # closest known one, so a typo such as `fanout:consumer` fails instead of being silently ignored.
 # A new key goes here first (and is then parsed where it belongs).
-TOPOLOGY_KEYS = ("prefix", "consumers", "generator", "token", "subscribers")
+TOPOLOGY_KEYS = ("prefix", "consumers", "generator", "token", "subscribers", "ordering")
 # Parsed by infra/settings.py only (AWS settings); the local runtime accepts and ignores them.
 INFRA_KEYS = (
     "production",
@@ -126,14 +130,16 @@ def prefix_names(prefix: str) -> list[tuple[str, str, int]]:
 
 
 def consumer_names(
-    prefix: str, name: str, *, handler: bool = True, source: str = "topic"
+    prefix: str, name: str, *, handler: bool = True, source: str = "topic", ordering: str = "standard"
 ) -> list[tuple[str, str, int]]:
     """(what, name, AWS limit) for every name built from a consumer's name."""
     queue = f"{prefix}-{name}"
+    # A topic consumer's queues on a FIFO topic are FIFO: ".fifo" counts against SQS's 80 characters.
+    end = FIFO_SUFFIX if ordering == "fifo" and source == "topic" else ""
     found = [
-        ("SQS queue name", queue, SQS_NAME_MAX),
-        ("SQS queue name", f"{queue}-dlq", SQS_NAME_MAX),
-        ("SQS queue name", f"{queue}-sub-dlq", SQS_NAME_MAX),
+        ("SQS queue name", queue + end, SQS_NAME_MAX),
+        ("SQS queue name", f"{queue}-dlq{end}", SQS_NAME_MAX),
+        ("SQS queue name", f"{queue}-sub-dlq{end}", SQS_NAME_MAX),
     ]
     if source == "bus":
         found.append(("EventBridge rule name", queue, EVENT_RULE_NAME_MAX))
@@ -169,7 +175,13 @@ def check_prefix(prefix: Any) -> str:
 
 
 def check_consumer_name(
-    prefix: str, name: Any, *, handler: bool = True, source: str = "topic", where: str = "consumer name"
+    prefix: str,
+    name: Any,
+    *,
+    handler: bool = True,
+    source: str = "topic",
+    where: str = "consumer name",
+    ordering: str = "standard",
 ) -> str:
     """A consumer name that is valid and fits every AWS name built from it with this prefix.
 
@@ -178,7 +190,7 @@ def check_consumer_name(
     """
     if not isinstance(name, str) or not CONSUMER_NAME.match(name):
         raise TopologyError(f"{where} must be 1-60 letters, digits, '-' or '_', got {name!r}")
-    _check_lengths(consumer_names(prefix, name, handler=handler, source=source), where, name)
+    _check_lengths(consumer_names(prefix, name, handler=handler, source=source, ordering=ordering), where, name)
     return name
 
 
@@ -291,10 +303,22 @@ class Topology:
     auth: Auth
     subscribers: Subscribers = Subscribers()
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    ordering: str = "standard"
+
+    @property
+    def fifo(self) -> bool:
+        return self.ordering == "fifo"
+
+    def _fifo_name(self, name: str) -> str:
+        return name + FIFO_SUFFIX if self.fifo else name
 
     @property
     def topic_name(self) -> str:
-        return f"{self.prefix}-data-events"
+        return self._fifo_name(f"{self.prefix}-data-events")
+
+    def is_fifo_consumer(self, consumer: Consumer) -> bool:
+        """Topic consumers' queues follow the topic; the bus is not ordered, its consumers' queues are standard."""
+        return self.fifo and consumer.source == "topic"
 
     @property
     def table_name(self) -> str:
@@ -318,10 +342,17 @@ class Topology:
         return f"{self.prefix}-archive"
 
     def queue_name(self, consumer: Consumer) -> str:
-        return f"{self.prefix}-{consumer.name}"
+        name = f"{self.prefix}-{consumer.name}"
+        return name + FIFO_SUFFIX if self.is_fifo_consumer(consumer) else name
 
     def dlq_name(self, consumer: Consumer) -> str:
-        return f"{self.prefix}-{consumer.name}-dlq"
+        name = f"{self.prefix}-{consumer.name}-dlq"
+        return name + FIFO_SUFFIX if self.is_fifo_consumer(consumer) else name
+
+    def subscription_dlq_name(self, consumer: Consumer) -> str:
+        """The SNS subscription's DLQ (what SNS could not deliver); FIFO on a FIFO topic, as SNS requires."""
+        name = f"{self.prefix}-{consumer.name}-sub-dlq"
+        return name + FIFO_SUFFIX if self.is_fifo_consumer(consumer) else name
 
     def consumer(self, name: str) -> Consumer:
         for c in self.consumers:
@@ -428,6 +459,9 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
     """Build the topology from the `fanout:` config of a stack (keys without the namespace)."""
     refuse_unknown(config, KNOWN_KEYS, f"{NAMESPACE}:")
     prefix = check_prefix(config.get("prefix", f"fanout-{stack}"))
+    ordering = config.get("ordering", "standard")
+    if ordering not in ORDERINGS:
+        raise TopologyError(f"{NAMESPACE}:ordering must be one of {', '.join(ORDERINGS)}, got {ordering!r}")
     raw_consumers = config.get("consumers", [])
     if not isinstance(raw_consumers, list):
         raise TopologyError(f"{NAMESPACE}:consumers must be a list")
@@ -441,7 +475,14 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
             handler=consumer.handler is not None,
             source=consumer.source,
             where=f"{NAMESPACE}:consumers name",
+            ordering=ordering,
         )
+    for consumer in consumers:
+        if ordering == "fifo" and consumer.source == "topic" and consumer.batching_window_seconds:
+            raise TopologyError(
+                f"consumer {consumer.name!r}: batchingWindowSeconds must be 0 with {NAMESPACE}:ordering fifo "
+                "(Lambda has no batching window for FIFO queues, and takes at most 10 records a batch)"
+            )
     names = [c.name for c in consumers]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -486,7 +527,7 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
         cache_ttl_seconds=config_int(tok, "cacheTtlSeconds", 300, 0, 3600, f"{NAMESPACE}:token"),
     )
     subscribers = parse_subscribers(config.get("subscribers"))
-    return Topology(stack, prefix, tuple(consumers), generator, auth, subscribers, raw=dict(config))
+    return Topology(stack, prefix, tuple(consumers), generator, auth, subscribers, raw=dict(config), ordering=ordering)
 
 
 def read_stack_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:

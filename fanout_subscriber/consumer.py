@@ -42,6 +42,9 @@ from fanout_subscriber.queues import (
 )
 
 FILTER_SCOPES = ("MessageAttributes", "MessageBody")
+ORDERINGS = ("standard", "fifo")  # the fanout stack's `ordering` output
+FIFO_SUFFIX = ".fifo"
+FIFO_BATCH_MAX = 10  # Lambda's largest batch from a FIFO queue (and no batching window there)
 RULE_NAME = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
 
 
@@ -52,6 +55,13 @@ class TopicSource:
     topic_arn: pulumi.Input[str]
     filter_policy: Mapping[str, Any] | None = None  # e.g. {"type": ["fanout.data.generated.v1"]}
     filter_policy_scope: str = "MessageAttributes"
+    # The stack output `ordering`: "fifo" for an SNS FIFO topic, whose events this consumer then gets
+    # in a FIFO queue, each subject in order (fanout.get_output_details("ordering").value).
+    ordering: str = "standard"
+
+    @property
+    def fifo(self) -> bool:
+        return self.ordering == "fifo"
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,28 @@ class DlqAlarm:
 
 class ConsumerError(ValueError):
     """Arguments that cannot describe a consumer; the message names the argument."""
+
+
+def _check_fifo(source: TopicSource, names: Sequence[str | None], batch_size: int, window: int) -> None:
+    """Refuse, in one line each, what SNS, SQS or Lambda would refuse for this topic's ordering."""
+    if source.ordering not in ORDERINGS:
+        raise ConsumerError(f"ordering must be one of {', '.join(ORDERINGS)} (the stack output ordering)")
+    arn = source.topic_arn
+    if isinstance(arn, str) and arn.endswith(FIFO_SUFFIX) != source.fifo:
+        want = "fifo" if arn.endswith(FIFO_SUFFIX) else "standard"
+        raise ConsumerError(f"topic {arn} is a {want} topic: set ordering={want!r} (the stack output ordering)")
+    for name in names:
+        if name is not None and name.endswith(FIFO_SUFFIX) != source.fifo:
+            rule = (
+                "must end in .fifo on a FIFO topic" if source.fifo else "ends in .fifo, which SQS keeps for FIFO queues"
+            )
+            raise ConsumerError(f"queue name {name!r} {rule}")
+    if source.fifo and window:
+        raise ConsumerError(
+            "batching_window_seconds must be 0 on a FIFO topic: Lambda has no batching window for FIFO queues"
+        )
+    if source.fifo and batch_size > FIFO_BATCH_MAX:
+        raise ConsumerError(f"batch_size must be from 1 to {FIFO_BATCH_MAX} on a FIFO topic (Lambda's FIFO maximum)")
 
 
 def _check(source: TopicSource | BusSource, max_receive_count: int, batch_size: int, window: int) -> None:
@@ -126,6 +158,7 @@ class Consumer(pulumi.ComponentResource):
     function: Function | None
     event_source_mapping: aws.lambda_.EventSourceMapping | None
     alarms: dict[str, aws.cloudwatch.MetricAlarm]
+    fifo: bool
 
     def __init__(
         self,
@@ -146,9 +179,15 @@ class Consumer(pulumi.ComponentResource):
     ) -> None:
         super().__init__("fanout:aws:Consumer", name, None, opts)
         _check(source, max_receive_count, batch_size, batching_window_seconds)
-        self.source = source
-        child = pulumi.ResourceOptions(parent=self)
         on_topic = isinstance(source, TopicSource)
+        # An SNS FIFO topic delivers in order only to FIFO queues, and a FIFO subscription's DLQ
+        # (like a FIFO queue's) must be FIFO too: all three queues follow the topic.
+        fifo = isinstance(source, TopicSource) and source.fifo
+        if isinstance(source, TopicSource):
+            _check_fifo(source, (queue_name, dlq_name), batch_size, batching_window_seconds)
+        self.source = source
+        self.fifo = fifo
+        child = pulumi.ResourceOptions(parent=self)
         service = "sns.amazonaws.com" if on_topic else "events.amazonaws.com"
 
         # The rule exists before the queues: its ARN scopes the key and queue policies.
@@ -179,7 +218,7 @@ class Consumer(pulumi.ComponentResource):
         # At least six times the function timeout (AWS guidance), so a retry never overlaps a slow attempt.
         visibility = visibility_timeout_seconds or 6 * (function.timeout_seconds if function else 30)
         self.dlq = encrypted_queue(
-            f"{name}-dlq", dlq_name, kms_key_arn, parent=self, retention_seconds=DLQ_RETENTION_SECONDS
+            f"{name}-dlq", dlq_name, kms_key_arn, parent=self, retention_seconds=DLQ_RETENTION_SECONDS, fifo=fifo
         )
         self.queue = encrypted_queue(
             f"{name}-queue",
@@ -188,16 +227,18 @@ class Consumer(pulumi.ComponentResource):
             parent=self,
             visibility_timeout_seconds=visibility,
             redrive_policy=redrive_to(self.dlq, max_receive_count),
+            fifo=fifo,
         )
         self.redrive_allow = allow_redrive_from(f"{name}-dlq-redrive-allow", self.dlq, self.queue, parent=self)
         # The names say which delivery DLQ this is; the resource names stay those fanout's stacks always had.
         delivery = "subscription-dlq" if on_topic else "target-dlq"
         self.delivery_dlq = encrypted_queue(
             f"{name}-{delivery}",
-            f"{queue_name}-{'sub' if on_topic else 'target'}-dlq" if queue_name else None,
+            delivery_dlq_name(queue_name, on_topic, fifo),
             kms_key_arn,
             parent=self,
             retention_seconds=DLQ_RETENTION_SECONDS,
+            fifo=fifo,
         )
         self.queue_policy = queue_policy(
             f"{name}-queue-policy", self.queue, parent=self, service=service, source_arn=source_arn
@@ -274,7 +315,8 @@ class Consumer(pulumi.ComponentResource):
                 event_source_arn=self.queue.arn,
                 function_name=self.function.function.arn,
                 batch_size=batch_size,
-                maximum_batching_window_in_seconds=batching_window_seconds,
+                # Lambda takes no batching window for a FIFO queue (not even 0): leave it out there.
+                maximum_batching_window_in_seconds=None if fifo else batching_window_seconds,
                 # Failed messages are retried (and reach the DLQ) alone, without holding back their batch.
                 function_response_types=["ReportBatchItemFailures"],
                 scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(maximum_concurrency=max_concurrency),
@@ -378,6 +420,14 @@ class Consumer(pulumi.ComponentResource):
     @property
     def dead_letter_queues(self) -> list[aws.sqs.Queue]:
         return [self.dlq, self.delivery_dlq]
+
+
+def delivery_dlq_name(queue_name: str | None, on_topic: bool, fifo: bool) -> str | None:
+    """The delivery DLQ's name beside the queue's: "<queue>-sub-dlq" (or -target-dlq), ".fifo" kept last."""
+    if queue_name is None:
+        return None
+    base = queue_name.removesuffix(FIFO_SUFFIX) if fifo else queue_name
+    return f"{base}-{'sub' if on_topic else 'target'}-dlq" + (FIFO_SUFFIX if fifo else "")
 
 
 def topic_region(topic_arn: pulumi.Input[str]) -> pulumi.Output[str]:

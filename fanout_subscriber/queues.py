@@ -23,11 +23,28 @@ def encrypted_queue(
     retention_seconds: int = QUEUE_RETENTION_SECONDS,
     visibility_timeout_seconds: int = 30,
     redrive_policy: pulumi.Input[str] | None = None,
+    fifo: bool = False,
 ) -> aws.sqs.Queue:
-    """A queue encrypted with a customer-managed key; `queue_name` None lets Pulumi pick a unique name."""
+    """A queue encrypted with a customer-managed key; `queue_name` None lets Pulumi pick a unique name.
+
+    `fifo`: a FIFO queue (its name ends in ".fifo"; Pulumi's auto-name adds it) in high-throughput
+    mode: deduplication and the throughput quota per message group, so one busy subject does not
+    slow the others. Deduplication ids come from the publisher (the event id), never from content.
+    """
+    ordering = (
+        {
+            "fifo_queue": True,
+            "content_based_deduplication": False,
+            "deduplication_scope": "messageGroup",
+            "fifo_throughput_limit": "perMessageGroupId",
+        }
+        if fifo
+        else {}
+    )
     return aws.sqs.Queue(
         name,
         name=queue_name,
+        **ordering,
         kms_master_key_id=key_arn,
         # Reusing a data key for 5 minutes keeps KMS calls (and their cost) low.
         kms_data_key_reuse_period_seconds=300,

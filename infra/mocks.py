@@ -44,6 +44,8 @@ class AwsMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         self.resources.append(Registered(args.typ, args.name, dict(args.inputs)))
         physical = args.inputs.get("name") or args.inputs.get("functionName") or f"{args.name}-0000000"
+        if args.typ == "aws:sqs/queue:Queue" and args.inputs.get("fifoQueue") and not physical.endswith(".fifo"):
+            physical += ".fifo"  # as Pulumi's auto-name does for a FIFO queue
         state = dict(args.inputs)
         state.update(self._computed(args.typ, str(physical), args.inputs))
         if args.typ == "aws:secretsmanager/secret:Secret":

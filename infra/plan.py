@@ -21,8 +21,16 @@ from infra.components.website import web_files
 
 # Per resource type, the inputs worth reading in a plan (the rest are defaults or plumbing).
 KEY_SETTINGS: dict[str, tuple[str, ...]] = {
-    "aws:sqs/queue:Queue": ("name", "visibilityTimeoutSeconds", "messageRetentionSeconds", "redrivePolicy"),
-    "aws:sns/topic:Topic": ("name", "tracingConfig"),
+    "aws:sqs/queue:Queue": (
+        "name",
+        "fifoQueue",
+        "deduplicationScope",
+        "fifoThroughputLimit",
+        "visibilityTimeoutSeconds",
+        "messageRetentionSeconds",
+        "redrivePolicy",
+    ),
+    "aws:sns/topic:Topic": ("name", "fifoTopic", "contentBasedDeduplication", "fifoThroughputScope", "tracingConfig"),
     "aws:sns/topicSubscription:TopicSubscription": (
         "protocol",
         "rawMessageDelivery",

@@ -29,7 +29,7 @@ ROUTES = ("POST /data", "GET /data", "GET /data/{id}", "GET /openapi.json")
 # The tag naming a resource's stack where a name cannot (KMS keys): infra/deploy_role.py relies on it.
 STACK_TAG = "fanout-stack"
 # Keys read as plain strings; every other key is JSON (numbers, booleans, mappings, lists).
-STRING_KEYS = ("prefix", "alarmEmail", "logLevel", "apiStageName", "priceClass")
+STRING_KEYS = ("prefix", "alarmEmail", "logLevel", "apiStageName", "priceClass", "ordering")
 # The known `fanout:` keys are listed once, in fanout/topology.py (add new keys there): a key in
 # neither list is refused here and by the local runtime alike.
 TOPOLOGY_KEYS = topo_keys.TOPOLOGY_KEYS

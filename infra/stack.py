@@ -361,6 +361,8 @@ def subscriber_outputs(stack: Stack) -> dict[str, pulumi.Input]:
         "event_types": sorted(asyncapi.event_types()),
         "event_bus_source": asyncapi.BUS_SOURCE,
         "topic_name": topology.topic_name,
+        # "fifo": the topic is an SNS FIFO topic (each subject in order); subscribers need FIFO queues.
+        "ordering": topology.ordering,
     }
 
 

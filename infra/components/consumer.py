@@ -51,7 +51,7 @@ class Consumer(SubscriberConsumer):
                 raise TopologyError(f"consumer {spec.name!r}: rule name {queue_name!r} is over EventBridge's 64")
             source = BusSource(event_bus=bus.bus.name, event_pattern=spec.event_pattern or {}, rule_name=queue_name)
         else:
-            source = TopicSource(topic.topic.arn, spec.filter_policy, spec.filter_policy_scope)
+            source = TopicSource(topic.topic.arn, spec.filter_policy, spec.filter_policy_scope, topology.ordering)
         function = None
         if spec.handler:
             function = function_args(

@@ -125,6 +125,7 @@ class EventTopic(pulumi.ComponentResource):
             name=settings.topology.topic_name,
             kms_master_key_id=self.key.arn,
             tracing_config="Active",
+            **fifo_topic_args(settings),
             opts=child,
         )
         # Active tracing: SNS writes its segments to X-Ray only if X-Ray's resource policy lets it
@@ -185,6 +186,20 @@ class EventTopic(pulumi.ComponentResource):
             sid=sid,
             condition={"StringEquals": {"kms:ViaService": via_service(service, ctx.region)}},
         )
+
+
+def fifo_topic_args(settings: Settings) -> dict[str, object]:
+    """A FIFO topic for `fanout:ordering: fifo`: each subject (the message group) in publish order.
+
+    Deduplication ids are the event ids the publishers set, never a hash of the content (two events
+    may carry the same data). High-throughput mode (FifoThroughputScope MessageGroup): the quota is
+    the region's per account rather than 3,000 messages a second per topic, and deduplication is
+    checked within a message group only, which loses nothing here: an event id always travels in
+    the same group (its subject). SNS allows switching the scope to MessageGroup but never back.
+    """
+    if not settings.topology.fifo:
+        return {}
+    return {"fifo_topic": True, "content_based_deduplication": False, "fifo_throughput_scope": "MessageGroup"}
 
 
 def via_service(service: str, region: pulumi.Input[str]) -> pulumi.Output[str]:
