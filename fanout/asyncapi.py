@@ -243,17 +243,26 @@ def _representable_filter(policy: dict[str, Any]) -> bool:
     )
 
 
+def _fifo_queue(topo: Topology, consumer: Consumer) -> dict[str, Any]:
+    """A topic consumer's queues on a FIFO stack: FIFO, deduplication and throughput per message group."""
+    if not topo.is_fifo_consumer(consumer):
+        return {}
+    return {"fifoQueue": True, "deduplicationScope": "messageGroup", "fifoThroughputLimit": "perMessageGroupId"}
+
+
 def _queues(topo: Topology, consumer: Consumer) -> list[dict[str, Any]]:
     queue, dlq = topo.queue_name(consumer), topo.dlq_name(consumer)
+    fifo = _fifo_queue(topo, consumer)
     return [
         {
             "name": queue,
+            **fifo,
             "visibilityTimeout": consumer.visibility_timeout_seconds,
             "receiveMessageWaitTime": 20,
             "messageRetentionPeriod": QUEUE_RETENTION_SECONDS,
             "redrivePolicy": {"deadLetterQueue": {"name": dlq}, "maxReceiveCount": consumer.max_receive_count},
         },
-        {"name": dlq, "messageRetentionPeriod": DLQ_RETENTION_SECONDS},
+        {"name": dlq, **fifo, "messageRetentionPeriod": DLQ_RETENTION_SECONDS},
     ]
 
 
@@ -263,7 +272,7 @@ def _sns_consumer(topo: Topology, consumer: Consumer) -> dict[str, Any]:
         "endpoint": {"name": topo.queue_name(consumer)},
         "rawMessageDelivery": True,
         # What SNS cannot deliver at all goes to the subscription's own DLQ.
-        "redrivePolicy": {"deadLetterQueue": {"name": f"{topo.queue_name(consumer)}-sub-dlq"}},
+        "redrivePolicy": {"deadLetterQueue": {"name": topo.subscription_dlq_name(consumer)}},
         "displayName": consumer.name,
     }
     if consumer.filter_policy:
@@ -288,6 +297,29 @@ def _selection(consumer: Consumer) -> dict[str, Any]:
         "maxConcurrency": consumer.max_concurrency,
     }
     return found
+
+
+def _sns_ordering(topo: Topology) -> dict[str, Any]:
+    if not topo.fifo:
+        return {"type": "standard"}
+    # Deduplication ids are the event ids the producers set, never a hash of the content.
+    return {"type": "FIFO", "contentBasedDeduplication": False}
+
+
+def _ordering(topo: Topology) -> dict[str, Any]:
+    """The ordering of the topic channel and its key, as AsyncAPI runtime expressions on the payload."""
+    if not topo.fifo:
+        return {"type": "standard", "description": "No order: consumers may see events in any order."}
+    return {
+        "type": "fifo",
+        "key": "$message.payload#/subject",
+        # A subject SNS cannot carry as a group id (over 128 characters, spaces, non-ASCII) travels as its SHA-256.
+        "messageGroupId": "$message.payload#/subject",
+        "deduplicationId": "$message.payload#/id",
+        "description": "Per subject, in publish order, to every topic consumer; a failed event holds back the "
+        "later events of its subject only. The same id published again within five minutes is delivered once. "
+        "The bus is not ordered.",
+    }
 
 
 # ---------------------------------------------------------------- the document
@@ -322,8 +354,14 @@ def document(topo: Topology, where: Where | None = None, *, schemas_dir: Path = 
         "description": "Every event, a CloudEvents 1.0 structured-mode JSON body with message attributes "
         "`type` and `subject`. Subscriptions use raw delivery; filter policies match the attributes or the body.",
         "messages": {t: _ref("components", "messages", t) for t in on["topic"]},
-        "bindings": {"sns": {"name": topo.topic_name, "ordering": {"type": "standard"}, "bindingVersion": "0.1.0"}},
+        "bindings": {"sns": {"name": topo.topic_name, "ordering": _sns_ordering(topo), "bindingVersion": "0.1.0"}},
+        "x-ordering": _ordering(topo),
     }
+    if topo.fifo:
+        topic["description"] += (
+            " An SNS FIFO topic: each subject's events reach every consumer in the order they were published "
+            "(message group id = `subject`, deduplication id = `id`)."
+        )
     bus: dict[str, Any] = {
         "address": topo.event_bus_name,
         "title": "EventBridge bus",
