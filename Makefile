@@ -106,5 +106,5 @@ dist: $(STAMP) ## build the fanout-kit and fanout-subscriber wheels into dist/
 	rm -rf $(addsuffix /build,$(WHEELS)) $(addsuffix /*.egg-info,$(WHEELS))
 	@ls $(DIST)/fanout_kit-*.whl $(DIST)/fanout_subscriber-*.whl
 
-plan: $(STAMP) ## print the resources STACK (dev|prd) would create, offline under Pulumi mocks (PROJECT=examples/subscriber: that project's; STRICT=1: fail on what pulumi up refuses; FANOUT_ALARM_EMAIL: prd's alarm address, as CI gives it)
+plan: $(STAMP) ## print the resources STACK (dev|prd|fifo) would create, offline under Pulumi mocks (PROJECT=examples/subscriber: that project's; STRICT=1: fail on what pulumi up refuses; FANOUT_ALARM_EMAIL: prd's alarm address, as CI gives it)
 	$(if $(PROJECT),$(PY) $(PROJECT)/plan.py --stack $(STACK),$(PY) -m infra.plan --stack $(STACK)$(if $(STRICT), --strict))
