@@ -9,6 +9,8 @@
                 function=fs.FunctionArgs(code=pulumi.FileArchive("./app"), handler="app.handler"),
                 dlq_alarm=fs.DlqAlarm())
 
+On a stack with ordered fan-out (its output `ordering` is "fifo"), pass `fs.TopicSource(...,
+ordering="fifo")`: the queues are then FIFO, each subject in order.
 The stack must list your account (or organization) in `fanout:subscribers`. Nothing here imports
 the rest of fanout: fanout's own Pulumi program builds its consumers with this same component.
 """

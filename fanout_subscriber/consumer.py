@@ -55,8 +55,9 @@ class TopicSource:
     topic_arn: pulumi.Input[str]
     filter_policy: Mapping[str, Any] | None = None  # e.g. {"type": ["fanout.data.generated.v1"]}
     filter_policy_scope: str = "MessageAttributes"
-    # The stack output `ordering`: "fifo" for an SNS FIFO topic, whose events this consumer then gets
-    # in a FIFO queue, each subject in order (fanout.get_output_details("ordering").value).
+    # What the stack output `ordering` says: "fifo" for an SNS FIFO topic, whose events this consumer
+    # then gets in FIFO queues, each subject in order. A plain string: it decides the queues' kind and
+    # names when the program runs; a topic ARN that disagrees is refused (at preview, for an Output).
     ordering: str = "standard"
 
     @property
@@ -96,10 +97,8 @@ def _check_fifo(source: TopicSource, names: Sequence[str | None], batch_size: in
     """Refuse, in one line each, what SNS, SQS or Lambda would refuse for this topic's ordering."""
     if source.ordering not in ORDERINGS:
         raise ConsumerError(f"ordering must be one of {', '.join(ORDERINGS)} (the stack output ordering)")
-    arn = source.topic_arn
-    if isinstance(arn, str) and arn.endswith(FIFO_SUFFIX) != source.fifo:
-        want = "fifo" if arn.endswith(FIFO_SUFFIX) else "standard"
-        raise ConsumerError(f"topic {arn} is a {want} topic: set ordering={want!r} (the stack output ordering)")
+    if isinstance(source.topic_arn, str):
+        agreeing_topic(source.topic_arn, source.fifo)
     for name in names:
         if name is not None and name.endswith(FIFO_SUFFIX) != source.fifo:
             rule = (
@@ -112,6 +111,14 @@ def _check_fifo(source: TopicSource, names: Sequence[str | None], batch_size: in
         )
     if source.fifo and batch_size > FIFO_BATCH_MAX:
         raise ConsumerError(f"batch_size must be from 1 to {FIFO_BATCH_MAX} on a FIFO topic (Lambda's FIFO maximum)")
+
+
+def agreeing_topic(arn: str, fifo: bool) -> str:
+    """The topic ARN, if the topic's kind (a FIFO topic's name ends in .fifo) is the one the consumer was told."""
+    if arn.endswith(FIFO_SUFFIX) != fifo:
+        want = "fifo" if arn.endswith(FIFO_SUFFIX) else "standard"
+        raise ConsumerError(f"topic {arn} is a {want} topic: set ordering={want!r} (the stack output ordering)")
+    return arn
 
 
 def _check(source: TopicSource | BusSource, max_receive_count: int, batch_size: int, window: int) -> None:
@@ -253,7 +260,8 @@ class Consumer(pulumi.ComponentResource):
             policy = dict(source.filter_policy) if source.filter_policy else None
             self.subscription = aws.sns.TopicSubscription(
                 f"{name}-subscription",
-                topic=source.topic_arn,
+                # A topic ARN known only at deploy time (a StackReference output) is checked then.
+                topic=pulumi.Output.from_input(source.topic_arn).apply(lambda arn: agreeing_topic(arn, fifo)),
                 # SNS takes Subscribe in the topic's region only (the ARN's fourth field, the stack's
                 # `region` output), wherever this project's provider points; the queue may be elsewhere.
                 region=topic_region(source.topic_arn),

@@ -270,3 +270,17 @@ def test_the_package_refuses_what_aws_refuses_in_one_line(source, kwargs, messag
         assert errors == []
     else:
         assert len(errors) == 1 and message in errors[0] and "\n" not in errors[0]
+
+
+@pytest.mark.parametrize(("arn", "ordering"), [(FIFO_TOPIC, "standard"), (STANDARD_TOPIC, "fifo")])
+def test_a_topic_arn_known_only_at_deploy_time_is_checked_then(arn, ordering) -> None:
+    mocks.install("subscriber", {}, "eu-west-1")
+
+    @pulumi.runtime.test
+    def program():
+        c = fs.Consumer("late", fs.TopicSource(pulumi.Output.from_input(arn), ordering=ordering))
+        return c.subscription.topic
+
+    # Pulumi wraps it (naming the resource and input); the line that says why is ours.
+    with pytest.raises(ValueError, match=f"{arn} is a {'fifo' if ordering == 'standard' else 'standard'} topic"):
+        program()
