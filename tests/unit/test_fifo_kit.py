@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from unit_support import Aws
+
 from fanout_kit import kit
 from fanout_kit.models import DataGenerated
 from fanout_kit.testing import failures, new_event, sqs_event
@@ -95,3 +98,18 @@ def test_a_bulk_consumer_on_a_standard_queue_retries_only_what_it_reports(contex
 
     batch = sqs_event(*interleaved())
     assert failures(handler(batch, context)) == ids(batch, 1)
+
+
+def test_an_idempotent_consumer_stays_idempotent_on_a_fifo_queue(
+    aws: Aws, context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FANOUT_IDEMPOTENT", "true")
+    kit._reset()
+    handler, ran = consumer(fail_on="a2")
+    events = interleaved()
+    batch = sqs_event(*events, fifo=True)
+    assert failures(handler(batch, context)) == ids(batch, 2, 4)
+    # The retry SQS makes: alice's group again from a2, which now succeeds; a1 redelivered runs no more.
+    handler_ok, ran_ok = consumer(fail_on="none")
+    assert failures(handler_ok(sqs_event(events[0], events[2], events[4], fifo=True), context)) == set()
+    assert ran == ["a1", "b1", "a2", "b2"] and ran_ok == ["a2", "a3"]
