@@ -113,3 +113,10 @@ def test_an_idempotent_consumer_stays_idempotent_on_a_fifo_queue(
     handler_ok, ran_ok = consumer(fail_on="none")
     assert failures(handler_ok(sqs_event(events[0], events[2], events[4], fifo=True), context)) == set()
     assert ran == ["a1", "b1", "a2", "b2"] and ran_ok == ["a2", "a3"]
+
+
+def test_a_fifo_batch_failing_whole_is_reported_not_raised(context: Any) -> None:
+    handler, ran = consumer(fail_on="a1")
+    batch = sqs_event(event("alice", "a1"), event("alice", "a2"), fifo=True)
+    assert failures(handler(batch, context)) == ids(batch, 0, 1)
+    assert ran == ["a1"]
