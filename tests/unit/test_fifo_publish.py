@@ -5,13 +5,14 @@ and a replay to one consumer's FIFO queue."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
-from unit_support import REGION, Aws
+from unit_support import REGION, Aws, call_api
 
 from fanout import replay
 from fanout_kit.models import DataGenerated
@@ -46,8 +47,6 @@ def fifo(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fifo]:
 
 def drain(sqs: Any, url: str) -> list[dict[str, str]]:
     """Every message's (group, deduplication id, body id), in the order the queue hands them out."""
-    import json
-
     got = []
     while True:
         messages = sqs.receive_message(
@@ -71,6 +70,16 @@ def test_a_single_publish_carries_subject_as_group_and_id_as_deduplication_id(fi
     publisher.publish(event)
     publisher.publish(event)  # a producer's retry: delivered once
     assert drain(fifo.sqs, fifo.queue_url) == [{"group": "alice", "dedup": event.id, "id": event.id}]
+
+
+def test_post_data_publishes_with_the_users_group_and_the_events_id(fifo: Fifo, context: Any) -> None:
+    answers = [
+        call_api(context, "POST", "/data", body={"informationOne": str(n), "informationTwo": "x"}, user="erin")
+        for n in range(3)
+    ]
+    assert [a.status for a in answers] == [202, 202, 202]
+    ids = [a.body["id"] for a in answers]
+    assert drain(fifo.sqs, fifo.queue_url) == [{"group": "erin", "dedup": i, "id": i} for i in ids]
 
 
 def test_the_generator_publishes_each_subject_in_order(fifo: Fifo) -> None:
