@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, FailureResponse, SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.batch.exceptions import SQSFifoMessageGroupCircuitBreakerError
@@ -100,7 +100,8 @@ class _BulkFlush:
                 raise HeldBackFailure(f"message {raw['messageId']} waits for an earlier message of its group")
             raise FlushFailed(f"message {raw['messageId']} was not stored; it will be retried")
         except (FlushFailed, HeldBackFailure):
-            return self.failure_handler(SQSRecord(raw), sys.exc_info())  # type: ignore[attr-defined]
+            # failure_handler is the Powertools processor's this is mixed into.
+            return cast(tuple[Any, ...], self.failure_handler(SQSRecord(raw), sys.exc_info()))  # type: ignore[attr-defined]
 
 
 class BulkSqsProcessor(_BulkFlush, BatchProcessor):
@@ -126,5 +127,6 @@ class BulkSqsFifoProcessor(_BulkFlush, FifoSqsProcessor):
     def failure_handler(self, record: Any, exception: Any) -> FailureResponse:
         # Powertools records the failed group from the record being processed; the flush fails
         # records after that loop, so say which group this one is.
-        self._current_group_id = group_id(record.raw_event) if hasattr(record, "raw_event") else None
+        group = group_id(record.raw_event) if hasattr(record, "raw_event") else None
+        self._current_group_id = group  # type: ignore[assignment]  # Powertools types it as its initial None
         return super().failure_handler(record, exception)

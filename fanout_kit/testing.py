@@ -68,7 +68,7 @@ def sqs_record(
 ) -> dict[str, Any]:
     """One SQS record; with `group`, as a FIFO queue delivers it (message group id, sequence number)."""
     now = str(int(time.time() * 1000))
-    record = {
+    record: dict[str, Any] = {
         "messageId": str(uuid.uuid4()),
         "receiptHandle": "local-" + uuid.uuid4().hex,
         "body": body,
