@@ -112,7 +112,7 @@ def _name(arn_or_url: str) -> str:
     return arn_or_url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 
 
-def request_units(service: str, operation: str, params: dict[str, Any]) -> dict[tuple[str, str, str], int]:
+def request_units(service: str, operation: str, params: dict[str, Any]) -> dict[tuple[str, str, str], float]:
     """Billed units a request costs, by (service, unit, resource); corrected in response_units."""
     if service == "sns" and operation == "Publish":
         return {("sns", "publish", _name(params.get("TopicArn", ""))): _chunks(len(params.get("Message", "").encode()))}
