@@ -385,10 +385,10 @@ class Environment:
         if not proc.init.get("ready"):
             error = str(proc.init.get("error") or "the function did not start")
             proc.kill()
-            self.init_known.set()
             if error != self.broken and self.on_broken is not None:
                 self.on_broken(self.name, error)  # once per distinct error, not per invocation
             self.broken = error
+            self.init_known.set()  # after `broken`: a poller that sees the init ended must see it failed
             raise FunctionBroken(error, "InitError", str(proc.init.get("trace", "")))
         self.broken = None
         self.init_known.set()
