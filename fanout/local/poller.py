@@ -157,7 +157,10 @@ class Poller(threading.Thread):
         messages = self._receive()
         if not messages:
             return 0
-        if self.stop.is_set():  # received as the stack stops: put back untouched with the rest
+        if self.stop.is_set():
+            # Received as this poller stops (the stack stops, or its consumer changed): back at once, for
+            # the poller that takes over or the final save (which gives the receive back).
+            self._retry_later(messages, 0)
             self.abandoned.extend(messages)
             return 0
         if self._keeper is None:

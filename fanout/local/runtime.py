@@ -506,7 +506,7 @@ class Runtime:
         """Ready to serve: started, and the emulated AWS endpoint still running."""
         return self.gateway is not None and self.emulator is not None and self.emulator.alive()
 
-    def stop(self, timeout: float = 1.0, within: float = 3.6) -> None:
+    def stop(self, timeout: float = 1.0, within: float = 2.6) -> None:
         """Stop everything within `within` seconds (the contract allows 5 s from the signal to the last child).
 
         Order: nothing new is received; invocations in flight get `timeout` to finish (their messages are

@@ -122,3 +122,14 @@ def test_a_batch_cut_short_by_the_stop_is_put_back_for_the_final_save(sqs: Any) 
     assert reports == []
     returned = poller.put_back()
     assert len(returned) == 1 and _receive_count(sqs, url) == 1  # the one receive the final save gives back
+
+
+def test_a_batch_received_as_its_poller_stops_is_back_at_once(sqs: Any) -> None:
+    # A consumer changed in the stack config: its old pollers stop while a long poll may still return a batch.
+    url = _queue(sqs)
+    function = Function({})
+    poller = _poller(sqs, url, function)
+    poller.stop.set()
+    poller._receive = lambda: sqs.receive_message(QueueUrl=url, VisibilityTimeout=40)["Messages"]  # type: ignore[method-assign]
+    assert poller.poll_once() == 0
+    assert function.calls == 0 and sqs.receive_message(QueueUrl=url).get("Messages")
