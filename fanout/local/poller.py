@@ -163,6 +163,11 @@ class Poller(threading.Thread):
             self._retry_later(messages, 0)
             self.abandoned.extend(messages)
             return 0
+        if getattr(self.handler, "broken", None):
+            # Its code broke during the long poll (a saved change that does not load): back, not handled by
+            # a process still running the code from before.
+            self._retry_later(messages, 0)
+            return 0
         if self._keeper is None:
             self._keeper = _Keeper(self)
             self._keeper.start()
