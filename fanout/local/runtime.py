@@ -541,7 +541,7 @@ class Runtime:
         if self.state is not None:
             if self.session is not None and self.emulator is not None:
                 try:
-                    budget = max(0.5, deadline - time.monotonic())
+                    budget = max(1.5, deadline - time.monotonic())  # never less than it ever had
                     self.state.snapshot(self.session, budget=budget, final=True, returned=set(returned))
                 except Exception:
                     log.exception("final snapshot failed; the last periodic one is kept")
