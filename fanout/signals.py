@@ -135,13 +135,24 @@ class StopSignals:
             self._interruptible = False
 
 
-def watchdog(seconds: float, force: Callable[[int], None] = _exit, name: str = "fanout") -> threading.Thread:
-    """Force the exit if the stop has not finished within `seconds` (a thread, not a signal handler)."""
+def watchdog(
+    seconds: float, force: Callable[[int], None] = _exit, name: str = "fanout", backstop: float = 0.2
+) -> threading.Thread:
+    """Force the exit if the stop has not finished within `seconds`.
+
+    First a thread, which says so and calls `force` (killing the children). A thread needs the GIL,
+    which thousands of busy threads can keep from it for minutes; so the kernel ends the process
+    `backstop` seconds later in any case: SIGALRM with its default action, which runs no Python code.
+    (Only from the main thread, where a signal's disposition can be set.)
+    """
 
     def expire() -> None:
         os.write(2, f"{name}: the stop took longer than {seconds:g} s; exiting now\n".encode())
         force(1)
 
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.setitimer(signal.ITIMER_REAL, seconds + backstop)
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
     timer.start()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from fanout import topology
 from fanout.local.emulator import EmulatorError
+from fanout.local.environments import process_groups
 from fanout.local.runtime import Runtime
 from fanout.local.state import StateError
 from fanout.localenv import LocalConfigError, LocalEnv, load
@@ -60,6 +61,9 @@ def _force_exit(runtime: Runtime, code: int) -> None:
     if emulator is not None:
         with contextlib.suppress(OSError):
             os.kill(emulator.pid, signal.SIGKILL)
+    for group in process_groups():  # each function process with whatever its handler started
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
     # The state lock file stays behind; the next `make run` sees its pid is gone and takes it over.
     os._exit(code)
 

@@ -22,6 +22,7 @@ import itertools
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fanout.local import logfmt
+from fanout.local import logfmt, output
 
 Handler = Callable[[dict[str, Any], Any], Any]
 _copies = itertools.count(1)
@@ -113,6 +114,42 @@ class FunctionBroken(FunctionError):
     """The handler's code does not import (the init phase failed); str() names the file and error."""
 
 
+class FunctionStopped(FunctionError):
+    """The stack stopped during the invocation: not the handler's failure, its messages go back untouched."""
+
+
+# Every worker process alive, so that a stop kills them all, those still in their init phase included.
+_PROCESSES: set[_Process] = set()
+_registry_lock = threading.Lock()
+_stopping = False  # the stack stops: no new worker process
+
+
+def process_groups() -> list[int]:
+    """The process group of every worker (each is its own group's leader); read without a lock, for a forced exit."""
+    for _ in range(3):
+        try:
+            return [p.proc.pid for p in tuple(_PROCESSES)]
+        except RuntimeError:  # changed size while copied; try again
+            continue
+    return []
+
+
+def kill_all() -> None:
+    """At shutdown: every worker process goes now, with whatever it started (its whole process group).
+
+    From then on no function starts a process again: an invocation still asked for is FunctionStopped.
+    """
+    global _stopping
+    with _registry_lock:
+        _stopping = True
+        every = list(_PROCESSES)
+    for process in every:
+        process.stopped = True
+        process.kill_group()
+    for process in every:
+        process.reap()
+
+
 class _Process:
     """One worker process (fanout/local/worker.py) and the invocations waiting for its answers."""
 
@@ -128,11 +165,25 @@ class _Process:
             env=environ,
             cwd=cwd,
             pass_fds=(write_fd,),
-            text=True,
+            # Its own session and process group: a terminal's Ctrl+C (SIGINT to the foreground group) reaches
+            # only the runtime, which drains the invocation in flight; and a stop kills the whole group, the
+            # handler's own children included.
+            start_new_session=True,
         )
         os.close(write_fd)
-        # Its log lines, readable in the terminal (fanout/local/logfmt.py); drained for the process's whole life.
-        logfmt.relay_in_thread(self.proc.stdout, environ.get("POWERTOOLS_SERVICE_NAME") or spec.split(":")[0])
+        self.stopped = False  # set at shutdown: an invocation cut short by it is not the handler's failure
+        with _registry_lock:
+            _PROCESSES.add(self)
+            late = _stopping
+        if late:  # started as the stack stopped: it goes at once
+            self.stopped = True
+            self.kill_group()
+        # Its log lines, readable in the terminal (fanout/local/logfmt.py); drained for the process's whole life,
+        # whatever bytes it writes (fanout/local/output.py).
+        assert self.proc.stdout is not None
+        logfmt.relay_in_thread(
+            output.lines(self.proc.stdout.fileno()), environ.get("POWERTOOLS_SERVICE_NAME") or spec.split(":")[0]
+        )
         self._answers = os.fdopen(read_fd, "r", encoding="utf-8")
         self._lock = threading.Lock()
         self._waiting: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}
@@ -161,9 +212,13 @@ class _Process:
             if done is not None:
                 box.append(message)
                 done.set()
-        # EOF: the process is gone; whoever still waits learns it now.
+        # EOF: the process is gone; whoever still waits learns it now. What it started goes with it.
+        self.kill_group()
+        code = self.proc.wait()
+        with _registry_lock:
+            _PROCESSES.discard(self)
         if not self.ready.is_set():
-            self.init = {"ready": False, "error": f"the process exited with code {self.proc.wait()}"}
+            self.init = {"ready": False, "error": f"the process exited with code {code}"}
             self.ready.set()
         with self._lock:
             waiting, self._waiting = self._waiting, {}
@@ -193,13 +248,19 @@ class _Process:
             try:
                 assert self.proc.stdin is not None
                 with self._lock:
-                    self.proc.stdin.write(json.dumps(request, separators=(",", ":")) + "\n")
+                    self.proc.stdin.write(json.dumps(request, separators=(",", ":")).encode() + b"\n")
                     self.proc.stdin.flush()
             except (BrokenPipeError, OSError, ValueError):
+                if self.stopped:
+                    raise FunctionStopped("the stack stopped", "Stopped") from None
                 raise FunctionCrashed(f"the function's process had exited (code {self.proc.poll()})") from None
             if not done.wait(timeout):
                 self.kill()
+                if self.stopped:
+                    raise FunctionStopped("the stack stopped", "Stopped")
                 raise FunctionTimeout(f"Task timed out after {timeout:.2f} seconds", "Timeout")
+            if not box and self.stopped:
+                raise FunctionStopped("the stack stopped during the invocation", "Stopped")
             if not box:
                 raise FunctionCrashed(f"the function's process exited (code {self.proc.wait()}) during the invocation")
             answer = box[0]
@@ -235,15 +296,24 @@ class _Process:
                 self.proc.stdin.close()  # the worker's loop ends on EOF
             except OSError:
                 pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self.kill()  # what is left of its group (the handler's own children), then it is forgotten
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        self.kill_group()
+        self.reap()
+
+    def kill_group(self) -> None:
+        """SIGKILL to the worker's process group: the worker and whatever its handler started."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def reap(self) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        with _registry_lock:
+            _PROCESSES.discard(self)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -302,20 +372,26 @@ class Environment:
         self.generation = 0  # bumped by each reload; a process of an older generation runs stale code
         self._retry = False
         self._starting = threading.Lock()
+        # Set once an init has loaded or failed: until then nobody knows whether its messages can be handled.
+        self.init_known = threading.Event()
 
     def _start(self) -> _Process:
         generation = self.generation  # before the code is read: a change from now on makes it stale
         proc = _Process(self.spec, 1, self.environ, self.paths, self.cwd)  # one invocation at a time
         proc.generation = generation
         proc.ready.wait(60)
+        if proc.stopped:
+            raise FunctionStopped("the stack stopped during the function's init", "Stopped")
         if not proc.init.get("ready"):
             error = str(proc.init.get("error") or "the function did not start")
             proc.kill()
             if error != self.broken and self.on_broken is not None:
                 self.on_broken(self.name, error)  # once per distinct error, not per invocation
             self.broken = error
+            self.init_known.set()  # after `broken`: a poller that sees the init ended must see it failed
             raise FunctionBroken(error, "InitError", str(proc.init.get("trace", "")))
         self.broken = None
+        self.init_known.set()
         if self.on_loaded is not None:
             self.on_loaded()
         return proc
@@ -349,7 +425,7 @@ class Environment:
 
     def start(self) -> None:
         """Start now (the init phase) instead of at the first invocation; an init error is kept in `broken`."""
-        with contextlib.suppress(FunctionBroken):
+        with contextlib.suppress(FunctionBroken, FunctionStopped):
             self._live()
 
     def uses(self, changed: set[str]) -> bool:
@@ -382,7 +458,7 @@ class Environment:
             self._retry = False
             try:
                 fresh: _Process | None = self._start()
-            except FunctionBroken:
+            except (FunctionBroken, FunctionStopped):
                 fresh = None
             with self._lock:
                 old, self._current = self._current, fresh
@@ -476,6 +552,14 @@ class FunctionProcess:
     @property
     def broken(self) -> str | None:
         return next((e.broken for e in self.environments if e.broken is not None), None)
+
+    @property
+    def init_known(self) -> bool:
+        """Whether its code is known to load or not (an init has finished); pollers wait for it."""
+        return any(e.init_known.is_set() for e in self.environments)
+
+    def wait_init(self, timeout: float) -> bool:
+        return self.environments[0].init_known.wait(timeout) or self.init_known
 
     @property
     def generation(self) -> int:

@@ -349,6 +349,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             # A client that stalls mid-body (the idle timeout) or hangs up: nobody left to answer.
             self.close_connection = True
         except Exception:
+            if self.gw.stopping:  # the stop ended the function that was answering: not an error of the code
+                self.close_connection = True
+                self._json(503, {"message": "the local stack is stopping"}, {"Connection": "close"})
+                return
             log.exception("gateway error on %s %s", self.command, printable(self.path))
             self.close_connection = True
             with contextlib.suppress(OSError):  # the client may already be gone

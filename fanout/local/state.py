@@ -32,7 +32,8 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -303,11 +304,18 @@ class LocalState:
     # ------------------------------------------------------------------ snapshot
 
     def snapshot(
-        self, session: Any, budget: float = 30.0, cancel: threading.Event | None = None, *, final: bool = False
+        self,
+        session: Any,
+        budget: float = 30.0,
+        cancel: threading.Event | None = None,
+        *,
+        final: bool = False,
+        returned: Collection[str] = (),
     ) -> bool:
         """Write what the stack holds now; False when out of time or cancelled (older copies stay).
 
-        `final` (the clean stop, pollers already stopped) also saves the messages in queues and DLQs.
+        `final` (the clean stop, pollers already stopped) also saves the messages in queues and DLQs;
+        those `returned` (message ids whose invocation the stop cut short) without that receive.
         """
         if not self.restored:
             return False  # never overwrite a snapshot that was not loaded: it would be lost
@@ -315,7 +323,7 @@ class LocalState:
         with self._busy:
             try:
                 if final:
-                    self._snapshot_queues(session.client("sqs"), check)  # first: nothing else keeps them
+                    self._snapshot_queues(session.client("sqs"), check, returned)  # first: nothing else keeps them
                 if self.ledger is not None:
                     self.ledger.save(self.root / TRACE)  # first: local and cheap
                 ddb, s3 = session.client("dynamodb"), session.client("s3")
@@ -397,50 +405,62 @@ class LocalState:
 
     # ------------------------------------------------------------------ queues
 
-    def _consumer_queues(self, sqs: Any) -> list[str]:
+    def _consumer_queues(self, sqs: Any, pool: ThreadPoolExecutor | None = None) -> list[str]:
         """Every consumer queue and DLQ (tagged fanout:consumer), never the trace or tail taps."""
-        urls = []
-        for page in sqs.get_paginator("list_queues").paginate():
-            for url in page.get("QueueUrls", []):
-                tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
-                if consumers.TAG in tags and tags.get("fanout:role") != "tap":
-                    urls.append(url)
-        return sorted(urls)
+        listed = [url for page in sqs.get_paginator("list_queues").paginate() for url in page.get("QueueUrls", [])]
 
-    def _snapshot_queues(self, sqs: Any, check: Callable[[], None]) -> None:
-        saved: dict[str, list[dict[str, Any]]] = {}
-        for url in self._consumer_queues(sqs):
-            messages: dict[str, dict[str, Any]] = {}
-            while True:
-                check()
-                batch = sqs.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=10,
-                    VisibilityTimeout=60,  # out of the way until the emulator stops, so each is read once
-                    WaitTimeSeconds=0,
-                    AttributeNames=["ApproximateReceiveCount"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
-                if not batch:
-                    break
-                for m in batch:
-                    attributes = {}
-                    for k, v in m.get("MessageAttributes", {}).items():
-                        value = {"DataType": v["DataType"]}
-                        if "StringValue" in v:
-                            value["StringValue"] = v["StringValue"]
-                        if "BinaryValue" in v:
-                            value["BinaryValue"] = base64.b64encode(v["BinaryValue"]).decode()
-                        attributes[k] = value
-                    messages[m["MessageId"]] = {
-                        "body": m["Body"],
-                        "attributes": attributes,
-                        # This read was a receive too: what it had before.
-                        "receiveCount": max(0, int(m["Attributes"].get("ApproximateReceiveCount", 1)) - 1),
-                    }
-            if messages:
-                saved[url.rsplit("/", 1)[-1]] = list(messages.values())
+        def tags(url: str) -> dict[str, str]:
+            return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+
+        tagged = zip(listed, pool.map(tags, listed) if pool is not None else map(tags, listed), strict=True)
+        return sorted(url for url, t in tagged if consumers.TAG in t and t.get("fanout:role") != "tap")
+
+    def _snapshot_queues(self, sqs: Any, check: Callable[[], None], returned: Collection[str] = ()) -> None:
+        # At the stop, with every second counted: the queues are read side by side (moto serves each
+        # request in a thread of its own), not one after the other.
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="save-queue") as pool:
+            urls = self._consumer_queues(sqs, pool)
+            read = pool.map(lambda url: self._read_queue(sqs, url, check, returned), urls)
+            saved = {url.rsplit("/", 1)[-1]: messages for url, messages in zip(urls, read, strict=True) if messages}
         _write_atomic(self.root / QUEUES, lambda fh: json.dump(saved, fh))
+
+    def _read_queue(
+        self, sqs: Any, url: str, check: Callable[[], None], returned: Collection[str]
+    ) -> list[dict[str, Any]]:
+        """Every message of one queue, each once, with the receive count it had."""
+        messages: dict[str, dict[str, Any]] = {}
+        while True:
+            check()
+            batch = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=60,  # out of the way until the emulator stops, so each is read once
+                WaitTimeSeconds=0,
+                AttributeNames=["ApproximateReceiveCount"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not batch:
+                break
+            for m in batch:
+                attributes = {}
+                for k, v in m.get("MessageAttributes", {}).items():
+                    value = {"DataType": v["DataType"]}
+                    if "StringValue" in v:
+                        value["StringValue"] = v["StringValue"]
+                    if "BinaryValue" in v:
+                        value["BinaryValue"] = base64.b64encode(v["BinaryValue"]).decode()
+                    attributes[k] = value
+                messages[m["MessageId"]] = {
+                    "body": m["Body"],
+                    "attributes": attributes,
+                    # This read was a receive too: what it had before (and before a receive the stop cut short).
+                    "receiveCount": max(
+                        0,
+                        int(m["Attributes"].get("ApproximateReceiveCount", 1))
+                        - (2 if m["MessageId"] in returned else 1),
+                    ),
+                }
+        return list(messages.values())
 
     def _restore_queues(self, sqs: Any) -> int:
         """Put the saved messages back, each once, with its receive count; then forget them."""

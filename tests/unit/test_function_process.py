@@ -175,3 +175,123 @@ def test_concurrent_invocations_never_see_each_others_request(tmp_path: Path) ->
         assert results == {n: n for n in range(24)}
     finally:
         fn.kill()
+
+
+# ---------------------------------------------------------------- process groups, output, memory, the stop
+
+BEHAVING = """\
+import os
+import subprocess
+import sys
+import time
+
+
+def handler(event, context):
+    if event.get("spawn"):
+        child = subprocess.Popen(["sleep", "300"])
+        return {"child": child.pid}
+    if event.get("print"):
+        sys.stdout.buffer.write(b"bad byte \\xff then \\x1b]0;owned\\x07 title\\n")
+        sys.stdout.buffer.write(b"x" * (8 * 1024 * 1024) + b"\\n")  # far past what a pipe holds
+        sys.stdout.flush()
+        return {"printed": True}
+    if event.get("allocate_mb"):
+        block = bytearray(event["allocate_mb"] * 1024 * 1024)
+        return {"allocated": len(block) // (1024 * 1024)}
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    import boto3  # what a handler loads under its memory size
+
+    boto3.client("sqs", region_name="us-east-1")
+    return {"pid": os.getpid(), "group": os.getpgid(0), "session": os.getsid(0)}
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def behaving(tmp_path: Path) -> Any:
+    (tmp_path / "behaving_fn.py").write_text(BEHAVING)
+    fn = FunctionProcess(
+        "behaving",
+        "behaving_fn:handler",
+        {"PATH": os.environ.get("PATH", ""), "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128"},
+        timeout_seconds=10,
+        paths=[str(tmp_path)],
+    )
+    yield fn
+    fn.kill()
+
+
+def test_each_environment_is_its_own_session_out_of_reach_of_a_terminals_ctrl_c(behaving: Any) -> None:
+    # A terminal's Ctrl+C signals its foreground process group: the runtime's, never a worker's.
+    got = behaving({}, ctx(10))
+    assert got["group"] == got["pid"] == got["session"] and got["group"] != os.getpgid(0)
+
+
+def test_what_a_handler_starts_goes_with_its_environment(behaving: Any) -> None:
+    child = behaving({"spawn": True}, ctx(10))["child"]
+    assert _alive(child)
+    behaving.stop()
+    assert not _alive(child)
+
+
+def test_a_handler_past_its_timeout_goes_with_what_it_started(behaving: Any) -> None:
+    child = behaving({"spawn": True}, ctx(10))["child"]
+    with pytest.raises(FunctionTimeout):
+        behaving({"sleep": 30}, ctx(1))
+    assert not _alive(child)
+
+
+def test_any_bytes_a_handler_prints_are_relayed_and_it_goes_on(
+    behaving: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    assert behaving({"print": True}, ctx(10)) == {"printed": True}
+    assert behaving({}, ctx(10))["pid"]  # the relay still reads: the next invocation is not blocked
+    assert time.monotonic() - started < 8
+    deadline = time.monotonic() + 5
+    out = ""
+    while "line cut" not in out and time.monotonic() < deadline:
+        time.sleep(0.1)
+        out += capsys.readouterr().out
+    assert "bad byte \ufffd then \\x1b]0;owned\\x07 title" in out and "\x1b" not in out
+    assert f"[line cut: {8 * 1024 * 1024 - 256 * 1024} more bytes]" in out
+
+
+def test_the_memory_size_applies_as_on_lambda(behaving: Any) -> None:
+    assert behaving({}, ctx(10))["pid"]  # boto3 and a client load within 128 MB
+    assert behaving({"allocate_mb": 40}, ctx(10)) == {"allocated": 40}
+    with pytest.raises(FunctionError) as err:
+        behaving({"allocate_mb": 1536}, ctx(10))
+    assert err.value.kind == "MemoryError"
+
+
+def test_an_invocation_cut_short_by_the_stop_is_not_the_handlers_failure(
+    behaving: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fanout.local import environments
+
+    monkeypatch.setattr(environments, "_stopping", False)  # kill_all sets it: back for the other tests
+    behaving.start()
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            behaving({"sleep": 30}, ctx(60))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    running = threading.Thread(target=call)
+    running.start()
+    time.sleep(0.5)
+    environments.kill_all()
+    running.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], environments.FunctionStopped)
+    with pytest.raises(environments.FunctionStopped):  # and none starts again while the stack stops
+        behaving({}, ctx(10))

@@ -169,6 +169,27 @@ def test_a_stop_that_hangs_is_forced_by_the_watchdog() -> None:
     assert "took longer than 0.5 s" in err and elapsed < 5
 
 
+GIL_HELD = textwrap.dedent(
+    """
+    from fanout.signals import watchdog
+
+    print("stopping", flush=True)
+    watchdog(0.5)
+    sum(range(10**14))  # one C call that never lets the GIL go: no other thread runs, the watchdog's neither
+    """
+)
+
+
+def test_the_watchdog_fires_even_when_no_thread_can_get_the_gil() -> None:
+    # Thousands of busy threads (a flood of connections) can starve a timer thread for minutes; the kernel's
+    # timer ends the process all the same.
+    started = time.monotonic()
+    done = _python(GIL_HELD, timeout=20)
+    assert done.stdout.strip() == "stopping"
+    assert done.returncode == -signal.SIGALRM, (done.returncode, done.stderr)
+    assert time.monotonic() - started < 5
+
+
 INTERRUPTED_START = textwrap.dedent(
     """
     import os, signal, threading, time
