@@ -21,15 +21,8 @@ from typing import Any
 
 from fanout import consumers, localenv, topology, tracing, untrusted
 
-try:  # helper C's control-character escaping for printed fields
-    from fanout.text import printable, printable_json
-except ImportError:  # pragma: no cover - only while that module is not there
-
-    def printable(value: Any) -> str:
-        return str(value)
-
-    def printable_json(document: Any, *, indent: int | None = None) -> str:
-        return json.dumps(document, indent=indent)
+# Control characters escaped: a printed field must not drive the terminal.
+from fanout.text import printable, printable_json
 
 
 def say(text: str, *, err: bool = False) -> None:

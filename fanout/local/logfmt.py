@@ -22,13 +22,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-try:  # helper C's control-character escaping: a logged field must not drive the terminal
-    from fanout.text import printable
-except ImportError:  # pragma: no cover
-
-    def printable(value: Any) -> str:
-        return str(value)
-
+# Control characters escaped: a logged field must not drive the terminal.
+from fanout.text import printable
 
 FORMATS = ("text", "json")
 # Powertools' standard keys: shown in the line's fixed places, or not at all.
