@@ -69,7 +69,7 @@ class Stack:
 
 
 def cmd_token(args: argparse.Namespace) -> None:
-    env = localenv.load()
+    env = localenv.with_running_stack(localenv.load())  # the secret of the stack running on the state dir
     roles = [r.strip() for r in args.roles.split(",") if r.strip()] if args.roles is not None else list(tokens.ROLES)
     try:
         print(tokens.mint(env.jwt_secret, args.sub, roles, args.ttl))

@@ -36,7 +36,7 @@ from fanout.local.state import HANDLERS, TRACE, LocalState, Snapshotter
 from fanout.local.trace import Taps
 from fanout.local.trace import report as trace_report
 from fanout.local.trace import started as trace_started
-from fanout.localenv import LocalEnv
+from fanout.localenv import LocalEnv, write_stack_file
 
 log = logging.getLogger("fanout.local")
 # Concurrent api and authorizer environments locally, each a process of 40-60 MB (fanout/local/environments.py):
@@ -154,6 +154,7 @@ class Runtime:
             ).handle,
         )
         self.gateway.start()
+        write_stack_file(self.env)  # how a CLI in another shell finds this stack (its ports and secret)
 
     def load_errors(self) -> dict[str, str]:
         """Each function whose code does not import now, with its init error (what the console shows)."""
