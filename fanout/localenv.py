@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from fanout import PROJECT_ROOT
+from fanout import schedule as schedules
 
 DEFAULT_SECRET = "fanout-local-dev-secret-not-for-production"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -23,8 +23,6 @@ CREDENTIALS = "credentials.json"  # in the state dir, 0600: the emulated endpoin
 NO_CREDENTIALS = "fanout-no-stack-credentials"
 # Written by a running `make run` into its state dir: how a CLI started in another shell finds it.
 STACK_FILE = "stack.json"
-# The rate(...) expressions the local scheduler runs (cron(...) is AWS-only).
-RATE = re.compile(r"rate\(([1-9]\d*) (second|minute|hour|day)s?\)")
 
 
 class LocalConfigError(ValueError):
@@ -121,8 +119,11 @@ def load() -> LocalEnv:
     if port == aws_port:
         raise LocalConfigError("FANOUT_PORT and FANOUT_AWS_PORT must differ")
     schedule = os.environ.get("FANOUT_GENERATOR_SCHEDULE", "").strip() or None
-    if schedule and not RATE.fullmatch(schedule):
-        raise LocalConfigError(f"FANOUT_GENERATOR_SCHEDULE must look like rate(N seconds), got {schedule!r}")
+    if schedule:
+        try:
+            schedules.check(schedule)
+        except schedules.ScheduleError as exc:
+            raise LocalConfigError(f"FANOUT_GENERATOR_SCHEDULE: {exc}") from None
     every = os.environ.get("FANOUT_SNAPSHOT_SECONDS", "").strip() or "10"
     if not every.isdigit() or not 1 <= int(every) <= 3600:
         raise LocalConfigError(f"FANOUT_SNAPSHOT_SECONDS must be seconds from 1 to 3600, got {every!r}")

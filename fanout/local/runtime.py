@@ -22,7 +22,9 @@ from fanout.local.live import (
     Watcher,
     broken_reporter,
     code_dirs,
+    collected_breakages,
     process_environment,
+    reload_line,
     say,
     subscribed_environment,
 )
@@ -31,7 +33,7 @@ from fanout.local.poller import OnBatch, OnStart
 from fanout.local.provision import cursor_secret_id, provision, provision_consumer
 from fanout.local.registry import UNCLAIMED_SECONDS, Registry, RegistryError
 from fanout.local.registry import check as check_handler
-from fanout.local.scheduler import Scheduler, rate_seconds
+from fanout.local.scheduler import Scheduler
 from fanout.local.state import HANDLERS, TRACE, LocalState, Snapshotter
 from fanout.local.trace import Taps
 from fanout.local.trace import report as trace_report
@@ -43,6 +45,26 @@ log = logging.getLogger("fanout.local")
 # more would only contend for the same two cores; the authorizer's answers are cached, so it needs fewer.
 API_CONCURRENCY = 4
 AUTHORIZER_CONCURRENCY = 2
+
+
+def settled(path: Path, quiet: float = 0.2, limit: float = 3.0) -> bytes | None:
+    """The file's bytes once they stopped changing for `quiet` seconds (None while it does not exist)."""
+    deadline = time.monotonic() + limit
+    last = _read_bytes(path)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = _read_bytes(path)
+        if now == last:
+            break
+        last = now
+    return last
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def handler_environ(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
@@ -90,6 +112,7 @@ class Runtime:
     registry: Registry | None = None  # what `fanout subscribe --handler` registered (handlers.json)
     _refused: dict[str, str] = field(default_factory=dict)  # name -> why its registered handler does not run
     _apply_lock: threading.Lock = field(default_factory=threading.Lock)
+    _config_seen: bytes | None = None  # the stack config as last applied or refused
 
     def start(self) -> None:
         if not port_free(self.env.port):
@@ -301,6 +324,7 @@ class Runtime:
 
     def _start_watchers(self) -> None:
         config = PROJECT_ROOT / f"Pulumi.{self.env.stack}.yaml"
+        self._config_seen = settled(config)
         code = Watcher(
             "watch-code",
             lambda: code_dirs(list(self.subscribed.values())),
@@ -329,18 +353,35 @@ class Runtime:
         every = [*self.functions.values(), *(r.function for r in list(self.runners.values()))]
         targets = [f for f in every if f.uses(files)]
         restarts = [threading.Thread(target=f.reload, daemon=True) for f in targets]
-        for t in restarts:
-            t.start()
-        for t in restarts:
-            t.join(60)
+        # One line per save, whatever the number of functions and environments, init errors included.
+        with collected_breakages() as broken:
+            for t in restarts:
+                t.start()
+            for t in restarts:
+                t.join(60)
         names = sorted(
             os.path.relpath(p, PROJECT_ROOT) if handlers_dir in p.resolve().parents else str(p) for p in changed
         )
-        log.info("reloaded %d functions after a change to %s", len(targets), ", ".join(names))
+        failed = {b[1] for b in broken}
+        said = reload_line(names, sorted({f.name for f in targets if not f.broken} - failed), broken)
+        if said:
+            say(said)
 
     def apply_config(self) -> None:
         """Pulumi.<stack>.yaml saved: make queues, DLQs, subscriptions, rules and pollers follow it."""
         with self._apply_lock:
+            # An editor's save can be several writes (truncate, write, rename): act once on what it
+            # settles to, and not again for the same bytes, so a save prints one line.
+            config = PROJECT_ROOT / f"Pulumi.{self.env.stack}.yaml"
+            text = settled(config)
+            if not (text or b"").strip():
+                text = settled(config, quiet=1.0)  # truncated first, written next: give the writer time
+            if text == self._config_seen:
+                return
+            self._config_seen = text
+            if not (text or b"").strip():
+                say(f"{config.name} is empty or missing; the running topology is unchanged")
+                return
             try:
                 new = topology.load(self.env.stack)
             except topology.TopologyError as exc:
@@ -486,14 +527,13 @@ class Runtime:
         generator = self.functions.get("generator") or load_handler("handlers.generator:handler")
         # FANOUT_GENERATOR_SCHEDULE (e.g. "rate(2 seconds)") lets tests and demos see runs within seconds.
         self.schedule = self.env.generator_schedule or gen.schedule
-        interval = rate_seconds(self.schedule)
 
         def fire() -> object:
             from fanout.local.lambda_context import LocalContext
 
             return generator({}, LocalContext(function_name="generator", region=self.env.region, timeout_seconds=60))
 
-        scheduler = Scheduler(interval, fire, self.stop_event)
+        scheduler = Scheduler(self.schedule, fire, self.stop_event)
         scheduler.start()
         self.threads.append(scheduler)
 
