@@ -218,9 +218,12 @@ def cmd_subscribe(args: argparse.Namespace) -> None:
 def cmd_generate(args: argparse.Namespace) -> None:
     env = localenv.for_cli()
     topo = topology.load(env.stack)
-    from fanout.local.runtime import handler_environ
+    from fanout.local.runtime import foreign_variables, function_environ
 
-    os.environ.update(handler_environ(env, topo))
+    # The generator's code runs here with the generator's variables only, as in its own process.
+    for name in foreign_variables(env, topo, "generator"):
+        os.environ.pop(name, None)
+    os.environ.update(function_environ(env, topo, "generator"))
     from handlers import generator
 
     if args.sub is not None and not args.sub.strip():
@@ -279,9 +282,9 @@ def cmd_replay(args: argparse.Namespace) -> None:
     else:
         env = localenv.for_cli()
         topo = topology.load(env.stack)
-        from fanout.local.runtime import handler_environ
+        from fanout.local.runtime import publisher_environ
 
-        os.environ.update(handler_environ(env, topo))
+        os.environ.update(publisher_environ(env, topo))  # the topic, as --aws --topic-arn gives it
         bucket = args.bucket or topo.archive_bucket_name
     from handlers.core import clients, publisher
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fanout import PROJECT_ROOT, consumers, topology
+from fanout.environment import function_names, local_extras
 from fanout.local.costpanel import Meter
 from fanout.local.emulator import Emulator, EmulatorError, port_free
 from fanout.local.environments import FunctionProcess, load_handler
@@ -23,6 +24,7 @@ from fanout.local.live import (
     broken_reporter,
     code_dirs,
     collected_breakages,
+    declared_environment,
     process_environment,
     reload_line,
     say,
@@ -30,7 +32,7 @@ from fanout.local.live import (
 )
 from fanout.local.localapi import LocalApi
 from fanout.local.poller import OnBatch, OnStart
-from fanout.local.provision import cursor_secret_id, provision, provision_consumer
+from fanout.local.provision import provision, provision_consumer
 from fanout.local.registry import UNCLAIMED_SECONDS, Registry, RegistryError
 from fanout.local.registry import check as check_handler
 from fanout.local.scheduler import Scheduler
@@ -67,28 +69,25 @@ def _read_bytes(path: Path) -> bytes | None:
         return None
 
 
-def handler_environ(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
-    """What the Lambda functions find in their environment, pointed at the local stack."""
-    return {
-        **env.aws_environ(),
-        "TOPIC_ARN": env.topic_arn(topo.topic_name),
-        "TABLE_NAME": topo.table_name,
-        "IDEMPOTENCY_TABLE_NAME": topo.idempotency_table_name,
-        "EVENT_BUS_NAME": topo.event_bus_name,
-        "ARCHIVE_BUCKET": topo.archive_bucket_name,
-        # Locally tokens are HS256 with the local secret; AWS stacks use JWKS (see the stack config).
-        "JWT_ALGORITHMS": "HS256",
-        "JWT_SECRET": env.jwt_secret,
-        "ROLES_CLAIM": topo.auth.roles_claim,
-        # The cursor key is read from Secrets Manager (the emulator's), as on AWS; provision() creates it.
-        "CURSOR_SECRET_ARN": cursor_secret_id(topo),
-        "GENERATOR_USERS": ",".join(topo.generator.users),
-        "GENERATOR_COUNT": str(topo.generator.count_per_run),
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": env.log_level,
-        "POWERTOOLS_SERVICE_NAME": "fanout",
-    }
+def function_environ(env: LocalEnv, topo: topology.Topology, function: str) -> dict[str, str]:
+    """One function's variables as on AWS (fanout/environment.py), pointed at the local stack.
+
+    For a function's code run outside its own process (`fanout generate` runs the generator's):
+    only that function's variables, never another's.
+    """
+    return {**local_extras(env.aws_environ()), **declared_environment(env, topo, function)}
+
+
+def foreign_variables(env: LocalEnv, topo: topology.Topology, function: str) -> set[str]:
+    """The variables other functions get and `function` does not (to clear before running its code)."""
+    everyone = {k for f in function_names(topo) for k in declared_environment(env, topo, f)}
+    return everyone - set(function_environ(env, topo, function))
+
+
+def publisher_environ(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
+    """What publishes archived events again (`fanout replay`, the console's replay) needs: the endpoint and
+    the topic, as `fanout replay --aws --topic-arn` has on AWS; no function's variables."""
+    return {**env.aws_environ(), "TOPIC_ARN": env.topic_arn(topo.topic_name)}
 
 
 @dataclass
@@ -130,8 +129,10 @@ class Runtime:
             self.env.aws_port, self.env.state_dir, self.env.access_key_id, self.env.secret_access_key
         )
         self.emulator.start()
-        # Handlers find AWS through boto3's standard environment, exactly as on Lambda.
-        os.environ.update(handler_environ(self.env, self.topo))
+        # The runtime's own clients find the emulator through boto3's standard environment; each function
+        # gets its own variables in its own process, so this one holds none of theirs (only the topic, for
+        # the console's replay).
+        os.environ.update(publisher_environ(self.env, self.topo))
         import boto3
 
         self.session = session = boto3.session.Session()
