@@ -14,7 +14,7 @@ import time
 from typing import Any, NoReturn
 
 from fanout import consumers, localenv, tokens, topology
-from fanout.text import printable, printable_json
+from fanout.text import plural, printable, printable_json
 
 
 class CliError(Exception):
@@ -346,7 +346,7 @@ def cmd_dlq_show(args: argparse.Namespace) -> None:
     if args.json:
         print(printable_json(messages, indent=2))
         return
-    print(f"{len(messages)} messages in {dlq_url}")
+    print(f"{plural(len(messages), 'message')} in {dlq_url}")
     for m in messages:
         body = m["body"]
         what = (
@@ -366,7 +366,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> None:
     stack = Stack()
     queue_url, dlq_url = stack.consumer_with_dlq(args.consumer)
     moved = consumers.redrive(stack.sqs, dlq_url, queue_url)
-    print(f"{moved} messages moved from {args.consumer}'s DLQ back to its queue")
+    print(f"{plural(moved, 'message')} moved from {args.consumer}'s DLQ back to its queue")
 
 
 def _positive(text: str) -> int:

@@ -41,6 +41,7 @@ from fanout.local.trace import Taps
 from fanout.local.trace import report as trace_report
 from fanout.local.trace import started as trace_started
 from fanout.localenv import LocalEnv, write_stack_file
+from fanout.text import plural
 
 log = logging.getLogger("fanout.local")
 # Concurrent api and authorizer environments locally, each a process of 40-60 MB (fanout/local/environments.py):
@@ -454,7 +455,7 @@ class Runtime:
                 )["Attributes"]
                 held += sum(int(v) for v in attrs.values())
         if held:
-            say(f"consumer {c.name} removed; its queues are kept: they hold {held} messages")
+            say(f"consumer {c.name} removed; its queues are kept: they hold {plural(held, 'message')}")
             return
         for url in (queues.queue_url, queues.dlq_url):
             if url:
