@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     env = localenv.load()
     topo = topology.load(env.stack)
-    from fanout.local.runtime import handler_environ
+    from fanout.local.runtime import function_environ
 
-    os.environ.update(handler_environ(env, topo))
+    os.environ.update(function_environ(env, topo, "generator"))  # the generator's code runs here
     from handlers import generator
     from handlers.core import clients
 

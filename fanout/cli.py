@@ -14,7 +14,7 @@ import time
 from typing import Any, NoReturn
 
 from fanout import consumers, localenv, tokens, topology
-from fanout.text import printable, printable_json
+from fanout.text import plural, printable, printable_json
 
 
 class CliError(Exception):
@@ -69,7 +69,7 @@ class Stack:
 
 
 def cmd_token(args: argparse.Namespace) -> None:
-    env = localenv.load()
+    env = localenv.with_running_stack(localenv.load())  # the secret of the stack running on the state dir
     roles = [r.strip() for r in args.roles.split(",") if r.strip()] if args.roles is not None else list(tokens.ROLES)
     try:
         print(tokens.mint(env.jwt_secret, args.sub, roles, args.ttl))
@@ -218,9 +218,12 @@ def cmd_subscribe(args: argparse.Namespace) -> None:
 def cmd_generate(args: argparse.Namespace) -> None:
     env = localenv.for_cli()
     topo = topology.load(env.stack)
-    from fanout.local.runtime import handler_environ
+    from fanout.local.runtime import foreign_variables, function_environ
 
-    os.environ.update(handler_environ(env, topo))
+    # The generator's code runs here with the generator's variables only, as in its own process.
+    for name in foreign_variables(env, topo, "generator"):
+        os.environ.pop(name, None)
+    os.environ.update(function_environ(env, topo, "generator"))
     from handlers import generator
 
     if args.sub is not None and not args.sub.strip():
@@ -279,9 +282,9 @@ def cmd_replay(args: argparse.Namespace) -> None:
     else:
         env = localenv.for_cli()
         topo = topology.load(env.stack)
-        from fanout.local.runtime import handler_environ
+        from fanout.local.runtime import publisher_environ
 
-        os.environ.update(handler_environ(env, topo))
+        os.environ.update(publisher_environ(env, topo))  # the topic, as --aws --topic-arn gives it
         bucket = args.bucket or topo.archive_bucket_name
     from handlers.core import clients, publisher
 
@@ -343,7 +346,7 @@ def cmd_dlq_show(args: argparse.Namespace) -> None:
     if args.json:
         print(printable_json(messages, indent=2))
         return
-    print(f"{len(messages)} messages in {dlq_url}")
+    print(f"{plural(len(messages), 'message')} in {dlq_url}")
     for m in messages:
         body = m["body"]
         what = (
@@ -363,7 +366,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> None:
     stack = Stack()
     queue_url, dlq_url = stack.consumer_with_dlq(args.consumer)
     moved = consumers.redrive(stack.sqs, dlq_url, queue_url)
-    print(f"{moved} messages moved from {args.consumer}'s DLQ back to its queue")
+    print(f"{plural(moved, 'message')} moved from {args.consumer}'s DLQ back to its queue")
 
 
 def _positive(text: str) -> int:

@@ -7,12 +7,13 @@ other ports (FANOUT_PORT / FANOUT_AWS_PORT) finds it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from fanout import PROJECT_ROOT
+from fanout import schedule as schedules
 
 DEFAULT_SECRET = "fanout-local-dev-secret-not-for-production"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -20,8 +21,8 @@ HOST = "127.0.0.1"
 CREDENTIALS = "credentials.json"  # in the state dir, 0600: the emulated endpoint's keys for this run
 # What the CLI sends when no stack's credentials are readable: the endpoint refuses it with a 403 that says why.
 NO_CREDENTIALS = "fanout-no-stack-credentials"
-# The rate(...) expressions the local scheduler runs (cron(...) is AWS-only).
-RATE = re.compile(r"rate\(([1-9]\d*) (second|minute|hour|day)s?\)")
+# Written by a running `make run` into its state dir: how a CLI started in another shell finds it.
+STACK_FILE = "stack.json"
 
 
 class LocalConfigError(ValueError):
@@ -118,12 +119,15 @@ def load() -> LocalEnv:
     if port == aws_port:
         raise LocalConfigError("FANOUT_PORT and FANOUT_AWS_PORT must differ")
     schedule = os.environ.get("FANOUT_GENERATOR_SCHEDULE", "").strip() or None
-    if schedule and not RATE.fullmatch(schedule):
-        raise LocalConfigError(f"FANOUT_GENERATOR_SCHEDULE must look like rate(N seconds), got {schedule!r}")
+    if schedule:
+        try:
+            schedules.check(schedule)
+        except schedules.ScheduleError as exc:
+            raise LocalConfigError(f"FANOUT_GENERATOR_SCHEDULE: {exc}") from None
     every = os.environ.get("FANOUT_SNAPSHOT_SECONDS", "").strip() or "10"
     if not every.isdigit() or not 1 <= int(every) <= 3600:
         raise LocalConfigError(f"FANOUT_SNAPSHOT_SECONDS must be seconds from 1 to 3600, got {every!r}")
-    state = Path(os.environ.get("FANOUT_STATE_DIR", "").strip() or PROJECT_ROOT / ".fanout")
+    state = Path(os.environ.get("FANOUT_STATE_DIR", "").strip() or default_state_dir())
     switch = (os.environ.get("FANOUT_GENERATOR", "").strip() or "on").lower()
     if switch not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
         raise LocalConfigError(f"FANOUT_GENERATOR must be on or off, got {switch!r}")
@@ -142,18 +146,103 @@ def load() -> LocalEnv:
     ).with_credentials()
 
 
+def default_state_dir() -> Path:
+    return PROJECT_ROOT / ".fanout"
+
+
+def cli_command(env: LocalEnv) -> str:
+    """How the banner spells the CLI so that, pasted into any shell in the checkout, it reaches this stack.
+
+    The CLI finds the stack through the file it writes in its state dir; only a state dir other
+    than the default has to be named.
+    """
+    import shlex
+
+    if env.state_dir.resolve() == default_state_dir().resolve():
+        return ".venv/bin/fanout"
+    return f"FANOUT_STATE_DIR={shlex.quote(str(env.state_dir))} .venv/bin/fanout"
+
+
+def write_stack_file(env: LocalEnv) -> None:
+    """Say where this stack listens, in its state dir (owner-only: it holds the local JWT secret)."""
+    doc = {
+        "pid": os.getpid(),
+        "port": env.port,
+        "aws_port": env.aws_port,
+        "region": env.region,
+        "stack": env.stack,
+        "jwt_secret": env.jwt_secret,
+    }
+    from fanout.local import safefs
+
+    safefs.write_bytes_atomic(env.state_dir / STACK_FILE, json.dumps(doc).encode())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def running_stack(state_dir: Path) -> dict[str, object] | None:
+    """What the stack running on this state dir wrote about itself, or None (none running)."""
+    from fanout.local import safefs
+
+    try:
+        doc = json.loads(safefs.read_bytes(state_dir / STACK_FILE))
+    except (OSError, ValueError, safefs.UnsafeStateError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("pid"), int) or not _pid_alive(doc["pid"]):
+        return None
+    if not isinstance(doc.get("port"), int) or not isinstance(doc.get("aws_port"), int):
+        return None
+    return doc
+
+
+def with_running_stack(env: LocalEnv) -> LocalEnv:
+    """The environment completed by the stack running on its state dir (FANOUT_STATE_DIR or .fanout/).
+
+    A shell with no FANOUT_* variable reaches the stack `make run` started there, whatever its
+    ports and secret; a variable that is set always wins, and FANOUT_PORT naming another port
+    means another stack.
+    """
+    doc = running_stack(env.state_dir)
+    if doc is None:
+        return env
+    port_set = bool(os.environ.get("FANOUT_PORT", "").strip())
+    if port_set and env.port != doc["port"]:
+        return env
+    changes: dict[str, object] = {"port": doc["port"]}
+    if not os.environ.get("FANOUT_AWS_PORT", "").strip():
+        changes["aws_port"] = doc["aws_port"]
+    if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")) and doc.get("region"):
+        changes["region"] = str(doc["region"])
+    if not os.environ.get("FANOUT_STACK", "").strip() and doc.get("stack"):
+        changes["stack"] = str(doc["stack"])
+    if not os.environ.get("FANOUT_JWT_SECRET") and doc.get("jwt_secret"):
+        changes["jwt_secret"] = str(doc["jwt_secret"])
+    return dataclasses.replace(env, **changes)
+
+
 def for_cli() -> LocalEnv:
     """The environment plus what the running stack says about itself.
 
-    With only FANOUT_PORT set, the CLI asks the stack (GET /_local/stack) where its emulated
-    AWS endpoint and region are; an explicit FANOUT_AWS_PORT or AWS_REGION always wins.
+    The stack running on the state dir is found through the file it wrote there; otherwise, with
+    only FANOUT_PORT set, the CLI asks the stack (GET /_local/stack) where its emulated AWS
+    endpoint and region are. An explicit FANOUT_AWS_PORT or AWS_REGION always wins.
     """
     env = load()
+    found = with_running_stack(env)
+    if found is not env:
+        return found
     port_set = bool(os.environ.get("FANOUT_AWS_PORT", "").strip())
     region_set = bool(os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     if port_set and region_set:
         return env
-    import json
     import urllib.request
 
     try:

@@ -21,15 +21,8 @@ from typing import Any
 
 from fanout import consumers, localenv, topology, tracing, untrusted
 
-try:  # helper C's control-character escaping for printed fields
-    from fanout.text import printable, printable_json
-except ImportError:  # pragma: no cover - only while that module is not there
-
-    def printable(value: Any) -> str:
-        return str(value)
-
-    def printable_json(document: Any, *, indent: int | None = None) -> str:
-        return json.dumps(document, indent=indent)
+# Control characters escaped: a printed field must not drive the terminal.
+from fanout.text import plural, printable, printable_json
 
 
 def say(text: str, *, err: bool = False) -> None:
@@ -277,7 +270,7 @@ def cmd_dlq_purge(args: argparse.Namespace) -> None:
     stack = Stack()
     _, dlq_url = stack.consumer_with_dlq(args.consumer)
     removed = consumers.purge(stack.sqs, dlq_url)
-    say(f"purged {removed} messages from {printable(args.consumer)}'s DLQ")
+    say(f"purged {plural(removed, 'message')} from {printable(args.consumer)}'s DLQ")
 
 
 def cmd_unsubscribe(args: argparse.Namespace) -> None:

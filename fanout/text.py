@@ -49,3 +49,8 @@ def printable_json(document: Any, *, indent: int | None = None) -> str:
     # Valid JSON still: json.dumps already escapes C0 controls inside strings, so a raw newline is
     # indentation, and the characters left to escape can only sit inside strings.
     return _sub(json.dumps(document, ensure_ascii=False, indent=indent), _json_escape, keep="\t\n")
+
+
+def plural(count: int, word: str) -> str:
+    """'1 message', '2 messages': a count with its noun, for what a person reads."""
+    return f"{count} {word}{'' if count == 1 else 's'}"

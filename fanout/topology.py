@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fanout import PROJECT_ROOT
+from fanout import schedule as schedules
 from fanout_kit.models import DataGenerated, DataPersisted
 
 NAMESPACE = "fanout"
@@ -496,10 +497,11 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
     if not isinstance(users, list) or not users or not all(isinstance(u, str) and u for u in users):
         raise TopologyError(f"{NAMESPACE}:generator.users must be a non-empty list of user ids")
     schedule = gen.get("schedule", Generator.schedule)
-    if not isinstance(schedule, str) or not re.match(
-        r"^(rate\(\d+ (second|minute|hour|day)s?\)|cron\(.+\))$", schedule
-    ):
-        raise TopologyError(f"{NAMESPACE}:generator.schedule must be rate(N unit) or cron(...), got {schedule!r}")
+    try:
+        # What `make run` runs locally, and EventBridge Scheduler accepts: refused now, before anything starts.
+        schedules.check(schedule if isinstance(schedule, str) else repr(schedule))
+    except schedules.ScheduleError as exc:
+        raise TopologyError(f"{NAMESPACE}:generator.schedule: {exc}") from None
     generator = Generator(
         enabled=bool(gen.get("enabled", True)),
         schedule=schedule,

@@ -46,6 +46,9 @@ from fanout_kit.events import cloudevent_of
 from fanout_kit.models import CloudEvent
 
 E = TypeVar("E", bound=CloudEvent)
+# The `outcome` of a record's failure line: a filter for Logs Insights, and how `make run` knows the
+# line is one it reports itself (as "attempt N of M failed", with the DLQ on the last one).
+FAILED = "failed"
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -79,7 +82,7 @@ class _Kit(Generic[E]):
             # maxReceiveCount times before the DLQ takes it.
             self.logger.warning(
                 "invalid event; reported as a batch item failure",
-                extra={"message_id": record.message_id, "error": str(exc), **_receive_count(record)},
+                extra={"message_id": record.message_id, "error": str(exc), **_receive_count(record), "outcome": FAILED},
             )
             raise
         return event  # type: ignore[return-value]  # parse checked it is one of self.types
@@ -161,11 +164,12 @@ class Consumer(_Kit[E]):
                 return
         except Exception as exc:
             self.metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=1)
-            # One log record (Powertools puts the traceback in one JSON field); SQS retries the record.
+            # One log record (Powertools puts the traceback in one JSON field). Whether SQS retries the
+            # record or moves it to the DLQ depends on the queue's maxReceiveCount, which the kit cannot see.
             self.logger.warning(
-                f"{self.name} failed: {type(exc).__name__}: {exc}; the message will be retried",
+                f"{self.name} failed: {type(exc).__name__}: {exc}",
                 exc_info=True,
-                extra=_receive_count(record),
+                extra={**_receive_count(record), "outcome": FAILED},
             )
             raise
         finally:

@@ -14,7 +14,7 @@ from fanout.local.emulator import EmulatorError
 from fanout.local.environments import process_groups
 from fanout.local.runtime import Runtime
 from fanout.local.state import StateError
-from fanout.localenv import LocalConfigError, LocalEnv, load
+from fanout.localenv import LocalConfigError, LocalEnv, cli_command, load
 from fanout.signals import StopRequested, StopSignals, watchdog
 
 # The contract allows 5 s from the signal to the last child gone; past this the stop is forced.
@@ -98,21 +98,22 @@ def _run(runtime: Runtime, env: LocalEnv, topo: topology.Topology, signals: Stop
         print(f"fanout: could not start: {exc}", file=sys.stderr)
         runtime.stop()
         return 1
+    cli = cli_command(env)  # every command below, pasted as printed, reaches this stack
     print(
         f"""
 fanout is running (stack {env.stack}, region {env.region})
   API and web app   {env.api_url}
-  console           {env.api_url}/console (tail and trace: .venv/bin/fanout tail, .venv/bin/fanout trace ID)
+  console           {env.api_url}/console (tail and trace: {cli} tail, {cli} trace ID)
   emulated AWS      {env.aws_endpoint}
   consumers         {", ".join(runtime.consumers)}
   generator         {_generator(runtime, topo)}
-  archive           s3://{topo.archive_bucket_name}/events/ (replay: .venv/bin/fanout replay --since ISO --until ISO)
-  state             {env.state_dir} ({_restored(runtime.restored)}; `fanout reset` starts over)
+  archive           s3://{topo.archive_bucket_name}/events/ (replay: {cli} replay --since ISO --until ISO)
+  state             {env.state_dir} ({_restored(runtime.restored)}; `{cli} reset` starts over once stopped)
 
 WARNING: tokens are signed with the local HS256 secret (FANOUT_JWT_SECRET); it is for local use only.
 
 Try it:
-  TOKEN=$(.venv/bin/fanout token --sub alice)
+  TOKEN=$({cli} token --sub alice)
   curl -s -X POST {env.api_url}/data -H "Authorization: Bearer $TOKEN" \\
        -H 'Content-Type: application/json' -d '{{"informationOne": "hello", "informationTwo": "world"}}'
   curl -s {env.api_url}/data -H "Authorization: Bearer $TOKEN"

@@ -461,9 +461,9 @@ def install_failure_capture() -> None:
         )
         saved, self.logger = getattr(self, "logger", None), None
         if message_id:
-            # The traceback only where Powertools would have logged it (a processor with a logger): the
-            # consumer kit logs its own failures, and an invalid message needs none.
-            tb = _format_tb(exception) if saved is not None else ""
+            # No traceback for an invalid message (the sender's problem); the runtime prints each other
+            # error's traceback once, with the attempt's line (the kit's own line is not shown locally).
+            tb = "" if exception[0].__name__ == "InvalidEvent" else _format_tb(exception)
             errors[str(message_id)] = (f"{exception[0].__name__}: {exception[1]}", tb)
         try:
             return original(self, record, exception)

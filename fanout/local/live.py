@@ -21,12 +21,13 @@ on its module's path and, for a package, that package's tree, without .git, node
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -177,10 +178,19 @@ class ConsumerRunner:
         self.function.stop()
 
 
+Breakage = tuple[str, str, str]  # (kind, function name, init error)
+_collecting: list[list[Breakage]] = []  # while a save's reload runs: its init errors, said in its one line
+_collecting_lock = threading.Lock()
+
+
 def broken_reporter(kind: str, where: str = "") -> Callable[[str, str], None]:
     """Reports an init error once: '<kind> NAME does not load: FILE line N: Error: ... (WHERE)'."""
 
     def report(name: str, error: str) -> None:
+        with _collecting_lock:
+            if _collecting:
+                _collecting[-1].append((kind, name, error))
+                return
         said = f" ({where})" if where else ""
         say(f"{kind} {name} does not load: {error}{said}; saving a fix loads it")
 
@@ -212,6 +222,36 @@ def handler_dirs(spec: str, path: str) -> list[Path]:
     if package.is_dir():
         dirs += tree_dirs(package)
     return dirs
+
+
+@contextlib.contextmanager
+def collected_breakages() -> Iterator[list[Breakage]]:
+    """Within: init errors are collected (for one line per save) instead of said one a function."""
+    found: list[Breakage] = []
+    with _collecting_lock:
+        _collecting.append(found)
+    try:
+        yield found
+    finally:
+        with _collecting_lock:
+            _collecting.remove(found)
+
+
+def reload_line(saved: list[str], reloaded: list[str], broken: list[Breakage]) -> str | None:
+    """The one line a save of code prints: what reloaded, and what does not load (by error), or None."""
+    parts = [f"{', '.join(reloaded)} reloaded"] if reloaded else []
+    by_error: dict[str, list[Breakage]] = {}
+    for b in broken:
+        by_error.setdefault(b[2], []).append(b)
+    for error, same in by_error.items():
+        if len(same) == 1:
+            parts.append(f"{same[0][0]} {same[0][1]} does not load: {error}")
+        else:
+            names = sorted(b[1] for b in same)
+            parts.append(f"{', '.join(names[:-1])} and {names[-1]} do not load: {error}")
+    if not parts:
+        return None
+    return f"{', '.join(saved)} saved: {'; '.join(parts)}" + ("; saving a fix loads it" if broken else "")
 
 
 class Watcher(threading.Thread):

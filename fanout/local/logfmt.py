@@ -22,13 +22,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-try:  # helper C's control-character escaping: a logged field must not drive the terminal
-    from fanout.text import printable
-except ImportError:  # pragma: no cover
-
-    def printable(value: Any) -> str:
-        return str(value)
-
+# Control characters escaped: a logged field must not drive the terminal.
+from fanout.text import printable
 
 FORMATS = ("text", "json")
 # Powertools' standard keys: shown in the line's fixed places, or not at all.
@@ -38,6 +33,12 @@ _STANDARD = {
     "stack_trace", "event_id", "message_id", "correlation_id",
 }  # fmt: skip
 _write_lock = threading.Lock()
+# A record's failure line from the consumer kit (its `outcome`): the runtime reports that attempt itself,
+# as "attempt N of M failed" with the DLQ on the last one, so the terminal shows one line per attempt.
+KIT_FAILURE = "failed"
+# The tracebacks already printed, by function, exception type and the frames it went through.
+_shown: set[tuple[str, ...]] = set()
+_SHOWN_MAX = 1000
 
 
 def log_format() -> str:
@@ -101,6 +102,27 @@ def from_powertools(doc: dict[str, Any], default_function: str) -> str:
     return text
 
 
+def traceback_once(function: str, tb: str | None) -> str:
+    """What to print of a failure's traceback: all of it the first time this error is seen, else nothing.
+
+    An error is the function, the exception's type and the frames it was raised through (its message
+    may hold ids that differ each time). FANOUT_LOG_LEVEL=DEBUG prints every traceback.
+    """
+    if not tb or not tb.strip():
+        return ""
+    lines = tb.strip().splitlines()
+    frames = tuple(x.strip() for x in lines if x.lstrip().startswith('File "'))
+    key = (function, lines[-1].split(":", 1)[0], *frames)
+    debug = (os.environ.get("FANOUT_LOG_LEVEL", "").strip().upper() or "WARNING") == "DEBUG"
+    with _write_lock:
+        if key in _shown and not debug:
+            return ""
+        if len(_shown) >= _SHOWN_MAX:
+            _shown.clear()
+        _shown.add(key)
+    return "\n" + tb.rstrip()
+
+
 def relay(stream: Iterable[str], function: str, out: TextIO | None = None, fmt: str | None = None) -> None:
     """Copy a worker's output to the terminal, each Powertools record rewritten as one readable line."""
     fmt = fmt or log_format()
@@ -112,6 +134,8 @@ def relay(stream: Iterable[str], function: str, out: TextIO | None = None, fmt: 
             except (ValueError, RecursionError):  # a handler prints anything, deep nesting included
                 doc = None
             if isinstance(doc, dict) and "level" in doc and "message" in doc:
+                if doc.get("outcome") == KIT_FAILURE:
+                    continue  # the runtime's "attempt N of M failed" line says it, with the traceback once
                 text = from_powertools(doc, function)
         target = out or sys.stdout
         with _write_lock:

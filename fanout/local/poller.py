@@ -200,12 +200,17 @@ class Poller(threading.Thread):
             except Exception as exc:
                 # As on AWS: a failed invocation leaves the whole batch to the visibility timeout.
                 trace = getattr(exc, "trace", None)  # raised in the function's own process: its traceback
-                if trace is not None:
+                if self.on_batch:
+                    # on_batch logs one line per message's attempt (retried, or to the DLQ), the traceback once.
+                    said = f"{type(exc).__name__}: {exc}"
+                    tb = (trace or "").rstrip()  # a timeout or a crash has none: its message says it
+                    for m in messages:
+                        errors[m["MessageId"]] = (said, tb)
+                    self.on_batch(messages, {m["MessageId"] for m in messages}, errors, said)
+                elif trace is not None:
                     log.error("%s: %s; %d messages will be retried\n%s", self.name, exc, len(messages), trace.rstrip())
                 else:
                     log.exception("%s: handler raised; %d messages will be retried", self.name, len(messages))
-                if self.on_batch:
-                    self.on_batch(messages, {m["MessageId"] for m in messages}, errors, f"{type(exc).__name__}: {exc}")
                 self.held.extend(m["ReceiptHandle"] for m in messages)
                 self.current = None
                 self._retry_later(messages)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fanout import PROJECT_ROOT, consumers, topology
+from fanout.environment import function_names, local_extras
 from fanout.local.costpanel import Meter
 from fanout.local.emulator import Emulator, EmulatorError, port_free
 from fanout.local.environments import FunctionProcess, load_handler
@@ -22,21 +23,25 @@ from fanout.local.live import (
     Watcher,
     broken_reporter,
     code_dirs,
+    collected_breakages,
+    declared_environment,
     process_environment,
+    reload_line,
     say,
     subscribed_environment,
 )
 from fanout.local.localapi import LocalApi
 from fanout.local.poller import OnBatch, OnStart
-from fanout.local.provision import cursor_secret_id, provision, provision_consumer
+from fanout.local.provision import provision, provision_consumer
 from fanout.local.registry import UNCLAIMED_SECONDS, Registry, RegistryError
 from fanout.local.registry import check as check_handler
-from fanout.local.scheduler import Scheduler, rate_seconds
+from fanout.local.scheduler import Scheduler
 from fanout.local.state import HANDLERS, TRACE, LocalState, Snapshotter
 from fanout.local.trace import Taps
 from fanout.local.trace import report as trace_report
 from fanout.local.trace import started as trace_started
-from fanout.localenv import LocalEnv
+from fanout.localenv import LocalEnv, write_stack_file
+from fanout.text import plural
 
 log = logging.getLogger("fanout.local")
 # Concurrent api and authorizer environments locally, each a process of 40-60 MB (fanout/local/environments.py):
@@ -45,28 +50,45 @@ API_CONCURRENCY = 4
 AUTHORIZER_CONCURRENCY = 2
 
 
-def handler_environ(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
-    """What the Lambda functions find in their environment, pointed at the local stack."""
-    return {
-        **env.aws_environ(),
-        "TOPIC_ARN": env.topic_arn(topo.topic_name),
-        "TABLE_NAME": topo.table_name,
-        "IDEMPOTENCY_TABLE_NAME": topo.idempotency_table_name,
-        "EVENT_BUS_NAME": topo.event_bus_name,
-        "ARCHIVE_BUCKET": topo.archive_bucket_name,
-        # Locally tokens are HS256 with the local secret; AWS stacks use JWKS (see the stack config).
-        "JWT_ALGORITHMS": "HS256",
-        "JWT_SECRET": env.jwt_secret,
-        "ROLES_CLAIM": topo.auth.roles_claim,
-        # The cursor key is read from Secrets Manager (the emulator's), as on AWS; provision() creates it.
-        "CURSOR_SECRET_ARN": cursor_secret_id(topo),
-        "GENERATOR_USERS": ",".join(topo.generator.users),
-        "GENERATOR_COUNT": str(topo.generator.count_per_run),
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": env.log_level,
-        "POWERTOOLS_SERVICE_NAME": "fanout",
-    }
+def settled(path: Path, quiet: float = 0.2, limit: float = 3.0) -> bytes | None:
+    """The file's bytes once they stopped changing for `quiet` seconds (None while it does not exist)."""
+    deadline = time.monotonic() + limit
+    last = _read_bytes(path)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = _read_bytes(path)
+        if now == last:
+            break
+        last = now
+    return last
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def function_environ(env: LocalEnv, topo: topology.Topology, function: str) -> dict[str, str]:
+    """One function's variables as on AWS (fanout/environment.py), pointed at the local stack.
+
+    For a function's code run outside its own process (`fanout generate` runs the generator's):
+    only that function's variables, never another's.
+    """
+    return {**local_extras(env.aws_environ()), **declared_environment(env, topo, function)}
+
+
+def foreign_variables(env: LocalEnv, topo: topology.Topology, function: str) -> set[str]:
+    """The variables other functions get and `function` does not (to clear before running its code)."""
+    everyone = {k for f in function_names(topo) for k in declared_environment(env, topo, f)}
+    return everyone - set(function_environ(env, topo, function))
+
+
+def publisher_environ(env: LocalEnv, topo: topology.Topology) -> dict[str, str]:
+    """What publishes archived events again (`fanout replay`, the console's replay) needs: the endpoint and
+    the topic, as `fanout replay --aws --topic-arn` has on AWS; no function's variables."""
+    return {**env.aws_environ(), "TOPIC_ARN": env.topic_arn(topo.topic_name)}
 
 
 @dataclass
@@ -90,6 +112,7 @@ class Runtime:
     registry: Registry | None = None  # what `fanout subscribe --handler` registered (handlers.json)
     _refused: dict[str, str] = field(default_factory=dict)  # name -> why its registered handler does not run
     _apply_lock: threading.Lock = field(default_factory=threading.Lock)
+    _config_seen: bytes | None = None  # the stack config as last applied or refused
 
     def start(self) -> None:
         if not port_free(self.env.port):
@@ -107,8 +130,10 @@ class Runtime:
             self.env.aws_port, self.env.state_dir, self.env.access_key_id, self.env.secret_access_key
         )
         self.emulator.start()
-        # Handlers find AWS through boto3's standard environment, exactly as on Lambda.
-        os.environ.update(handler_environ(self.env, self.topo))
+        # The runtime's own clients find the emulator through boto3's standard environment; each function
+        # gets its own variables in its own process, so this one holds none of theirs (only the topic, for
+        # the console's replay).
+        os.environ.update(publisher_environ(self.env, self.topo))
         import boto3
 
         self.session = session = boto3.session.Session()
@@ -154,6 +179,7 @@ class Runtime:
             ).handle,
         )
         self.gateway.start()
+        write_stack_file(self.env)  # how a CLI in another shell finds this stack (its ports and secret)
 
     def load_errors(self) -> dict[str, str]:
         """Each function whose code does not import now, with its init error (what the console shows)."""
@@ -300,6 +326,7 @@ class Runtime:
 
     def _start_watchers(self) -> None:
         config = PROJECT_ROOT / f"Pulumi.{self.env.stack}.yaml"
+        self._config_seen = settled(config)
         code = Watcher(
             "watch-code",
             lambda: code_dirs(list(self.subscribed.values())),
@@ -328,18 +355,35 @@ class Runtime:
         every = [*self.functions.values(), *(r.function for r in list(self.runners.values()))]
         targets = [f for f in every if f.uses(files)]
         restarts = [threading.Thread(target=f.reload, daemon=True) for f in targets]
-        for t in restarts:
-            t.start()
-        for t in restarts:
-            t.join(60)
+        # One line per save, whatever the number of functions and environments, init errors included.
+        with collected_breakages() as broken:
+            for t in restarts:
+                t.start()
+            for t in restarts:
+                t.join(60)
         names = sorted(
             os.path.relpath(p, PROJECT_ROOT) if handlers_dir in p.resolve().parents else str(p) for p in changed
         )
-        log.info("reloaded %d functions after a change to %s", len(targets), ", ".join(names))
+        failed = {b[1] for b in broken}
+        said = reload_line(names, sorted({f.name for f in targets if not f.broken} - failed), broken)
+        if said:
+            say(said)
 
     def apply_config(self) -> None:
         """Pulumi.<stack>.yaml saved: make queues, DLQs, subscriptions, rules and pollers follow it."""
         with self._apply_lock:
+            # An editor's save can be several writes (truncate, write, rename): act once on what it
+            # settles to, and not again for the same bytes, so a save prints one line.
+            config = PROJECT_ROOT / f"Pulumi.{self.env.stack}.yaml"
+            text = settled(config)
+            if not (text or b"").strip():
+                text = settled(config, quiet=1.0)  # truncated first, written next: give the writer time
+            if text == self._config_seen:
+                return
+            self._config_seen = text
+            if not (text or b"").strip():
+                say(f"{config.name} is empty or missing; the running topology is unchanged")
+                return
             try:
                 new = topology.load(self.env.stack)
             except topology.TopologyError as exc:
@@ -411,7 +455,7 @@ class Runtime:
                 )["Attributes"]
                 held += sum(int(v) for v in attrs.values())
         if held:
-            say(f"consumer {c.name} removed; its queues are kept: they hold {held} messages")
+            say(f"consumer {c.name} removed; its queues are kept: they hold {plural(held, 'message')}")
             return
         for url in (queues.queue_url, queues.dlq_url):
             if url:
@@ -485,7 +529,6 @@ class Runtime:
         generator = self.functions.get("generator") or load_handler("handlers.generator:handler")
         # FANOUT_GENERATOR_SCHEDULE (e.g. "rate(2 seconds)") lets tests and demos see runs within seconds.
         self.schedule = self.env.generator_schedule or gen.schedule
-        interval = rate_seconds(self.schedule)
 
         def fire() -> object:
             from fanout.local.environments import FunctionStopped
@@ -498,7 +541,7 @@ class Runtime:
             except FunctionStopped:
                 return None  # the stack stops during a run: not the generator's failure
 
-        scheduler = Scheduler(interval, fire, self.stop_event)
+        scheduler = Scheduler(self.schedule, fire, self.stop_event)
         scheduler.start()
         self.threads.append(scheduler)
 

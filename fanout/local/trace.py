@@ -23,6 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from fanout import consumers, untrusted
+from fanout.local import logfmt
 from fanout.local.ledger import ID_CHARS, Failure, Ledger, event_of, message_key
 from fanout.topology import Topology
 
@@ -325,9 +326,7 @@ def report(
             continue
         shown_id = event_id if event_id and len(event_id) <= ID_CHARS else None
         extra = {"function": consumer, "event_id": shown_id, "message_id": mid}
-        text = (
-            f"\n{tb}" if tb and not handler_error else ""
-        )  # a raised handler's traceback is logged once by the poller
+        text = logfmt.traceback_once(consumer, tb)  # once per distinct error (every time at DEBUG)
         if max_receive and count >= max_receive:
             log.error(
                 "attempt %d of %d failed; the message goes to %s's DLQ (last error: %s)%s",

@@ -1,4 +1,4 @@
-"""Firewall: AWS WAF web ACLs that keep one client from starving everyone (issue 13, item 4).
+"""Firewall: AWS WAF web ACLs that keep one client from starving everyone.
 
 - edge (scope CLOUDFRONT, which AWS keeps in us-east-1): a rate-based rule per client IP on the
   distribution. CloudFront is the one place that sees the real client address of every request.

@@ -1,4 +1,4 @@
-"""Writing a consumer while `make run` runs (issue 10): scaffold and first event, handler reload without
+"""Writing a consumer while `make run` runs: scaffold and first event, handler reload without
 loss, config reload (add, change filter, remove), an invalid edit, an import error, a bus consumer of
 fanout.data.persisted.v1, and a handler from another directory via `fanout subscribe --handler --path`.
 

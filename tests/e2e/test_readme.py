@@ -4,7 +4,9 @@ Every ```sh block of README.md that talks to the running stack (it names the loc
 `.venv/bin/fanout`) runs as it is written, each in a shell of its own with nothing of ours in its
 environment: no AWS variables, no AWS config files (HOME is empty). Only what a reader's default
 setup would give is mapped to this test's stack: the default ports in the text become this stack's
-free ports, and FANOUT_PORT / FANOUT_JWT_SECRET stand for the defaults `fanout` would use.
+free ports, and FANOUT_PORT / FANOUT_JWT_SECRET stand for the defaults `fanout` would use. The shell's
+PATH starts with `.venv/bin`, as the README says to set it, so `aws` is the AWS CLI `make install` pins
+(a block that uses it fails, never skips, when it is missing).
 Blocks that start, test or deploy the project (`make`, `pulumi`) are not run here, nor a block
 right after a `<!-- not run by tests/e2e/test_readme.py: REASON -->` line (e.g. one that runs
 until Ctrl+C, or shows an example id that no fresh stack has).
@@ -50,6 +52,8 @@ def test_the_readme_has_the_snippets_this_test_runs() -> None:
     # If the README loses them (or this test stops finding them), say so rather than pass on nothing.
     assert len(SNIPPETS) >= 4
     assert sum("aws --endpoint-url" in b for b in SNIPPETS) >= 2
+    # The AWS CLI those snippets use is a pinned dev dependency, not whatever the machine has.
+    assert (ROOT / ".venv" / "bin" / "aws").is_file(), "`make install` should put the AWS CLI in .venv/bin"
 
 
 @pytest.fixture(scope="module")
@@ -64,21 +68,26 @@ def readme_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
 
 
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
 def fresh_shell(stack: Stack, home: Path) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+    path = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"  # the README's `export PATH=...`
+    env = {"PATH": path, "HOME": str(home), "LANG": "C.UTF-8"}
     env.update(FANOUT_PORT=stack.env["FANOUT_PORT"], FANOUT_JWT_SECRET=SECRET)  # this stack's "defaults"
     return env
 
 
 @pytest.mark.parametrize("block", SNIPPETS, ids=[b.strip().splitlines()[-1][:60] for b in SNIPPETS])
 def test_a_readme_snippet_works_pasted_into_a_fresh_shell(readme_stack: Stack, tmp_path: Path, block: str) -> None:
-    if "aws " in block and shutil.which("aws") is None:
-        pytest.skip("the AWS CLI is not installed on this machine")
+    env = fresh_shell(readme_stack, tmp_path)
+    if re.search(r"(^|[\s;&|(])aws\s", block):
+        assert shutil.which("aws", path=env["PATH"]), "the AWS CLI is missing: `make install` puts it in .venv/bin"
     script = block.replace(DEFAULT_API, readme_stack.api_url).replace(DEFAULT_AWS, readme_stack.aws_endpoint)
     done = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
         cwd=ROOT,
-        env=fresh_shell(readme_stack, tmp_path),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,

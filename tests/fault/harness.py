@@ -26,7 +26,7 @@ from fanout import topology
 from fanout.local.emulator import Emulator
 from fanout.local.poller import Poller
 from fanout.local.provision import provision
-from fanout.local.runtime import handler_environ
+from fanout.local.runtime import function_environ, publisher_environ
 from fanout.localenv import load as load_env
 from fanout_kit import DataGenerated, events
 from handlers.core import clients, settings
@@ -192,7 +192,8 @@ def make_world(emulator: Emulator, tmp: Path, visibility_timeout: int, monkeypat
         load_env(), access_key_id=emulator.access_key_id, secret_access_key=emulator.secret_access_key
     )
     topo = topology.from_config("dev", {"prefix": prefix})
-    for name, value in handler_environ(env, topo).items():
+    # The persister runs here, and so does the producer side's publisher (the topic).
+    for name, value in {**function_environ(env, topo, "persister"), **publisher_environ(env, topo)}.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "POWERTOOLS_LOGGER_LOG_EVENT"):
         monkeypatch.delenv(name, raising=False)

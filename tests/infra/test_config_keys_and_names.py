@@ -17,7 +17,7 @@ def _dev() -> tuple[dict, str]:
     return copy.deepcopy(config), region
 
 
-# ---------------------------------------------------------------- unknown keys (issue 9 §3.13)
+# ---------------------------------------------------------------- unknown keys
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_pulumi_program_refuses_an_unknown_key_before_declaring_anything():
     assert recorded.resources == []
 
 
-# ---------------------------------------------------------------- names and AWS limits (issue 9 §3.3)
+# ---------------------------------------------------------------- names and AWS limits
 
 
 def test_a_prefix_that_overflows_the_bucket_prefix_limit_is_refused():

@@ -1,4 +1,4 @@
-"""Issue 10 on AWS: every function's environment is the one the local runtime gives it (one function,
+"""The consumer kit on AWS: every function's environment is the one the local runtime gives it (one function,
 fanout/environment.py, computes both), and kit consumers (idempotent, or reading the bus) deploy with
 roles that reach their own queue and what the kit needs, nothing more."""
 

@@ -1,4 +1,4 @@
-"""The deploy risks a review of the Pulumi program found (issue 9 §3), each pinned by a test under mocks."""
+"""The deploy risks a review of the Pulumi program found, each pinned by a test under mocks."""
 
 from __future__ import annotations
 

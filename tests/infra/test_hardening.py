@@ -1,4 +1,4 @@
-"""Security hardening of the AWS stacks (issue 13): external audience, WAF, CDN logs and TLS, Cognito, API edge."""
+"""Security hardening of the AWS stacks: external audience, WAF, CDN logs and TLS, Cognito, API edge."""
 
 from __future__ import annotations
 

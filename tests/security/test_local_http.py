@@ -1,5 +1,5 @@
-"""The local endpoints against other web pages and odd HTTP framing (contract §7; issue 13 items 3, 8;
-issue 11 "The local endpoints are safe from other web pages").
+"""The local endpoints against other web pages and odd HTTP framing (contract §7): a web page open
+in the same browser must not reach them.
 
 Black-box against a started stack, with the requests a browser would send: a cross-site `fetch` or a
 form posts `text/plain` (a CORS "simple" request, no preflight) and carries `Origin`; a DNS-rebinding

@@ -1,5 +1,5 @@
-"""Over HTTP against the local stack: signed tokens with odd claims are 401, never 500 (issue 13 item 6),
-iat/nbf a little ahead are fine (item 7), and what a POST publishes is text SQS accepts (item 5)."""
+"""Over HTTP against the local stack: signed tokens with odd claims are 401, never 500,
+iat/nbf a little ahead are fine (clock skew), and what a POST publishes is text SQS accepts."""
 
 from __future__ import annotations
 

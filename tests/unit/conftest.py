@@ -112,7 +112,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _offline_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _offline_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # A state dir of the test's own: the CLI finds a running stack through the state dir's stack.json, and
+    # the user's `make run` (.fanout/) must not be it.
+    monkeypatch.setenv("FANOUT_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     for name in UNSET:

@@ -1,4 +1,4 @@
-"""Review findings on the authorizer (issue 13, items 1, 2, 6, 7): per-invocation log state, no JWKS
+"""The authorizer holds against hostile tokens and reuse of its container: per-invocation log state, no JWKS
 without an audience, odd claims refused (never an error), clock skew on iat/nbf but not exp."""
 
 from __future__ import annotations

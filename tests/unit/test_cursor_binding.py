@@ -1,5 +1,5 @@
-"""A cursor verifies only for the user it was issued to, even when a sub holds the separator (issue 13
-item 12): the signed input is length-prefixed, so no other (user, payload) split signs the same bytes."""
+"""A cursor verifies only for the user it was issued to, even when a sub holds the separator: the
+signed input is length-prefixed, so no other (user, payload) split signs the same bytes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The local gateway in-process (issue 13 item 8): idle sockets are closed, the authorizer cache is keyed
+"""The local gateway in-process: idle sockets are closed, the authorizer cache is keyed
 on the token (not the raw header), dotfiles are never served, logged request lines are escaped. The
 HTTP framing and Host/Origin rules are tested black-box in tests/security/test_local_http.py."""
 

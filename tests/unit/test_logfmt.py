@@ -85,3 +85,28 @@ def test_an_unknown_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FANOUT_LOG_FORMAT", "yaml")
     with pytest.raises(ValueError, match="FANOUT_LOG_FORMAT must be text or json"):
         logfmt.log_format()
+
+
+def test_the_kits_failure_line_is_left_to_the_runtimes_attempt_line() -> None:
+    """Locally the runtime says "attempt N of M failed" (the DLQ on the last one): one line per attempt."""
+    out = io.StringIO()
+    failed = json.dumps({**RECORD, "message": "audit failed: ZeroDivisionError: division by zero", "outcome": "failed"})
+    logfmt.relay([failed + "\n", "a print() from the handler\n"], "audit", out, fmt="text")
+    assert out.getvalue() == "a print() from the handler\n"
+    out = io.StringIO()
+    logfmt.relay([failed + "\n"], "audit", out, fmt="json")  # the JSON lines Lambda writes, all of them
+    assert out.getvalue() == failed + "\n"
+
+
+def test_a_traceback_is_printed_once_per_distinct_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FANOUT_LOG_LEVEL", raising=False)
+    monkeypatch.setattr(logfmt, "_shown", set())
+    other_id = TRACEBACK.replace("division by zero", "division by zero (event 01K2)")
+    elsewhere = TRACEBACK.replace("line 9", "line 12")
+    assert logfmt.traceback_once("audit", TRACEBACK) == "\n" + TRACEBACK
+    assert logfmt.traceback_once("audit", other_id) == ""  # the same error, another message
+    assert logfmt.traceback_once("audit", elsewhere) == "\n" + elsewhere  # raised somewhere else
+    assert logfmt.traceback_once("notifier", TRACEBACK) == "\n" + TRACEBACK  # another function
+    assert logfmt.traceback_once("audit", "") == ""
+    monkeypatch.setenv("FANOUT_LOG_LEVEL", "debug")
+    assert logfmt.traceback_once("audit", TRACEBACK) == "\n" + TRACEBACK  # DEBUG shows every one

@@ -1,4 +1,4 @@
-"""What is published is something SQS accepts (issue 13 item 5): SQS refuses a whole message holding a
+"""What is published is something SQS accepts: SQS refuses a whole message holding a
 character outside #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF, and moto does not
 check it, so these tests look at the message bodies themselves."""
 

@@ -103,6 +103,25 @@ def test_failed_attempts_are_logged_once_with_attempt_n_of_m(caplog: pytest.LogC
     assert "skipping" not in " ".join(lines)
 
 
+def test_each_failed_attempt_is_one_line_with_its_traceback_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fanout.local import logfmt
+
+    monkeypatch.setattr(logfmt, "_shown", set())
+    monkeypatch.delenv("FANOUT_LOG_LEVEL", raising=False)
+    tb = 'Traceback (most recent call last):\n  File "handlers/audit.py", line 9, in handler\nValueError: no'
+    with caplog.at_level("WARNING", logger="fanout.local.poller"):
+        for count in (1, 2, 3):
+            report(Ledger(), "audit", 3, [_message("E1", count)], {"m-1"}, {"m-1": ("ValueError: no", tb)})
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3
+    assert lines[0] == "attempt 1 of 3 failed, will be retried: ValueError: no\n" + tb
+    assert lines[1] == "attempt 2 of 3 failed, will be retried: ValueError: no"
+    assert lines[2] == "attempt 3 of 3 failed; the message goes to audit's DLQ (last error: ValueError: no)"
+    assert not [line for line in lines if "will be retried" in line and "3 of 3" in line]
+
+
 # ---------------------------------------------------------------------- trace --aws
 
 

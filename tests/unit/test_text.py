@@ -1,5 +1,5 @@
-"""fanout.text: what the CLI prints and the gateway logs for a person cannot drive a terminal (issue 13
-item 9), and JSON output stays the same JSON value."""
+"""fanout.text: what the CLI prints and the gateway logs for a person cannot drive a terminal, and
+JSON output stays the same JSON value."""
 
 from __future__ import annotations
 

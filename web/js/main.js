@@ -341,13 +341,15 @@ function renderList() {
   show(more, Boolean(list.cursor) && !(list.error && !list.loadingMore));
   more.disabled = list.loading;
   more.textContent = list.loading && list.loadingMore ? 'Loading…' : 'Load more';
-  const count = list.items.length;
+  // The rows shown: stored items and the ones still pending, so the count matches the table.
+  const count = rows.length;
+  const pending = waiting.length ? `, ${waiting.length} of them pending` : '';
   byId('list-count').textContent =
     !list.loaded || count === 0
       ? ''
       : list.cursor
-        ? `Showing your newest ${plural(count, 'item')}. There are more.`
-        : `Showing all ${plural(count, 'item')}.`;
+        ? `Showing your newest ${plural(count, 'item')}${pending}. There are more.`
+        : `Showing all ${plural(count, 'item')}${pending}.`;
 }
 
 // ---- adding data ------------------------------------------------------------------------

@@ -150,8 +150,10 @@ async function refreshFigures() {
     for (const [key] of FIGURES) {
       const cell = lane.querySelector(`[data-figure="${key}"]`);
       if (cell && cell.textContent !== String(figures[key])) cell.textContent = String(figures[key]);
+      cell?.classList.toggle('nonzero', figures[key] > 0); // failures and DLQ drawn red only when there are some
     }
     lane.classList.toggle('lane-dlq', figures.dlq > 0);
+    if (name === dlqConsumer()) markRedrive(figures.dlq);
   }
 }
 
@@ -169,7 +171,10 @@ function filters() {
 async function refreshStream() {
   const doc = await getJson(`/_local/events?${filters()}`);
   const body = byId('stream-body');
-  const rows = doc.events.map((e) => {
+  // Newest first by publish time: the ledger lists events in the order it saw them, which concurrent
+  // publishers can interleave. Events never seen on the topic (no time) come last.
+  const events = [...doc.events].sort((a, b) => (b.published || '').localeCompare(a.published || ''));
+  const rows = events.map((e) => {
     if (e.type && !state.types.has(e.type)) {
       state.types.add(e.type);
       byId('filter-type').append(h('option', { value: e.type }, e.type));
@@ -276,6 +281,24 @@ function dlqConsumer() {
   return byId('dlq-consumer').value;
 }
 
+// Redrive is the primary action only while the DLQ holds something to redrive.
+function markRedrive(count) {
+  byId('dlq-redrive').classList.toggle('btn-primary', count > 0);
+}
+
+function traceLink(id) {
+  return h(
+    'button',
+    { type: 'button', class: 'linkish', 'aria-label': `Trace ${id}`, onclick: () => select(id) },
+    h('code', {}, id),
+  );
+}
+
+function dlqEvent(body) {
+  if (typeof body !== 'object' || !body) return String(body);
+  return h('span', {}, body.id ? traceLink(String(body.id)) : '', h('span', { class: 'muted type' }, body.type || ''));
+}
+
 async function showDlq() {
   const name = dlqConsumer();
   if (!name) return;
@@ -295,6 +318,7 @@ async function showDlq() {
     );
     byId('dlq-body').replaceChildren(...rows);
     byId('dlq-table').hidden = rows.length === 0;
+    markRedrive(rows.length);
     status.textContent = `${rows.length} message${rows.length === 1 ? '' : 's'} in ${name}'s DLQ`;
   } catch (error) {
     status.textContent = error.message;
@@ -310,6 +334,7 @@ async function redrive() {
     status.textContent = `${doc.moved} message${doc.moved === 1 ? '' : 's'} moved back to ${name}'s queue`;
     byId('dlq-body').replaceChildren();
     byId('dlq-table').hidden = true;
+    markRedrive(0);
   } catch (error) {
     status.textContent = error.message;
   }
@@ -335,6 +360,7 @@ async function confirmed() {
     status.textContent = `purged ${doc.purged} message${doc.purged === 1 ? '' : 's'} from ${name}'s DLQ`;
     byId('dlq-body').replaceChildren();
     byId('dlq-table').hidden = true;
+    markRedrive(0);
   } catch (error) {
     status.textContent = error.message;
   }
@@ -345,8 +371,8 @@ async function confirmed() {
 
 function dlqBody(m) {
   // Anyone's bytes: a body the stack could not read as JSON comes as text, with the reason.
-  if (m.bodyProblem) return `(body is ${m.bodyProblem}) ${String(m.body).slice(0, 200)}`;
-  return typeof m.body === 'object' && m.body ? `${m.body.type || ''} ${m.body.id || ''}` : String(m.body);
+  if (m.bodyProblem) return h('span', { class: 'body-raw' }, `(body is ${m.bodyProblem}) ${String(m.body).slice(0, 200)}`);
+  return dlqEvent(m.body);
 }
 
 async function replay(event) {

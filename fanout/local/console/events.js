@@ -14,6 +14,15 @@ const el = (tag, props = {}, ...children) => {
 
 const pretty = (value) => JSON.stringify(value, null, 2);
 
+// An AsyncAPI summary is CommonMark: its `code spans` shown as code, not as backticks (text nodes only).
+const withCode = (text) => {
+  const span = document.createElement("span");
+  (text || "").split(/`([^`]+)`/).forEach((part, i) => {
+    if (part) span.append(i % 2 ? el("code", { text: part }) : part);
+  });
+  return span;
+};
+
 // "#/channels/topic/messages/fanout.data.generated.v1" -> ["topic", "fanout.data.generated.v1"]
 const messageOf = (ref) => {
   const parts = (ref && ref.$ref ? ref.$ref : "").split("/");
@@ -51,7 +60,7 @@ function partyList(title, items, describe) {
 function renderType(doc, type, message, who) {
   const example = (message.examples || [])[0];
   const producers = partyList("Produced by", who.send, ({ name, op, channel }) =>
-    el("li", {}, el("code", { text: name }), ` on the ${channel}: ${op.summary || ""}`));
+    el("li", {}, el("code", { text: name }), ` on the ${channel}: `, withCode(op.summary || "")));
   const consumers = partyList("Consumed by", who.receive, ({ name, op, channel }) => {
     const handler = (op["x-fanout"] || {}).handler;
     return el("li", { "data-consumer": name }, el("code", { text: name }),
@@ -59,7 +68,7 @@ function renderType(doc, type, message, who) {
   });
   return el("section", { class: "ev-type", id: `type-${type}`, "data-type": type },
     el("h2", { text: type }),
-    el("p", { class: "ev-meta", text: message.summary || message.title || "" }),
+    el("p", { class: "ev-meta" }, withCode(message.summary || message.title || "")),
     el("div", { class: "ev-columns" }, producers, consumers),
     el("details", {}, el("summary", { text: "Schema (payload)" }),
       el("pre", { class: "ev-schema", text: pretty(message.payload && message.payload.schema) })),
