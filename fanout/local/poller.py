@@ -126,7 +126,8 @@ class Poller(threading.Thread):
     def _loadable(self) -> bool:
         """Whether the function's code is known to load: before its init has ended, or while broken, no receive."""
         if getattr(self.handler, "init_known", True) is False:
-            self.handler.wait_init(0.25)
+            # A function process wakes this as soon as its init ends; a plain callable has nothing to wait for.
+            getattr(self.handler, "wait_init", self.stop.wait)(0.25)
             return False
         if getattr(self.handler, "broken", None):
             # The handler's code does not import: its messages wait in the queue until a saved fix loads.

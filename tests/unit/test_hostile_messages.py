@@ -320,7 +320,7 @@ def test_a_look_that_fails_midway_leaves_no_message_hidden(aws: Aws) -> None:
 def test_replay_skips_archive_lines_that_are_not_events_and_names_each(s3: Any) -> None:
     good, also_good = an_event("2026-05-01T10:00:00.000Z"), an_event("2026-05-01T11:00:00.000Z")
     day = archive.partition_prefix("2026-05-01")
-    s3.put_object(Bucket=BUCKET, Key=archive.object_key(good), Body=archive.to_ndjson([good]))
+    s3.put_object(Bucket=BUCKET, Key=archive.object_key([good]), Body=archive.to_ndjson([good]))
     bad = {
         f"{day}not-json.ndjson": b"<html>not an event</html>\n",
         f"{day}not-utf8.ndjson": b'{"id": "\xff"}\n',
