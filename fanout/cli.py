@@ -57,15 +57,30 @@ class Stack:
             self.sqs, self.sns, self.topic_arn, events=self.events, bus_name=self.topo.event_bus_name
         )
 
-    def consumer_with_dlq(self, name: str) -> tuple[str, str]:
-        """(queue URL, DLQ URL) of a consumer, or a one-line error naming what is missing."""
+    def every_consumer(self) -> dict[str, consumers.ConsumerQueues]:
+        """The consumers of `consumers()`, and the removed ones whose queues are kept (marked removed)."""
         found = self.consumers()
+        declared = {c.name for c in self.topo.consumers}
+        return {**found, **consumers.discover_kept(self.sqs, found, declared)}
+
+    def name_uses(self) -> list[topology.NameUse]:
+        found = self.consumers()
+        kept = consumers.discover_kept(self.sqs, found, {c.name for c in self.topo.consumers})
+        return consumers.name_uses(self.topo, found, kept)
+
+    def consumer_with_dlq(self, name: str) -> tuple[str, str]:
+        """(queue URL, DLQ URL) of a consumer (a removed one whose queues are kept too), or a one-line
+        error naming what is missing."""
+        found = self.every_consumer()
         if name not in found:
             known = ", ".join(sorted(found)) or "none"
             raise CliError(f"no consumer named {name!r} (consumers: {known})")
-        if not found[name].dlq_url:
+        q = found[name]
+        if q.missing:
+            raise CliError(f"consumer {name!r}'s DLQ {q.missing[0]} does not exist (deleted?)")
+        if not q.dlq_url:
             raise CliError(f"consumer {name!r} has no DLQ")
-        return found[name].queue_url, str(found[name].dlq_url)
+        return q.queue_url, str(q.dlq_url)
 
 
 def cmd_token(args: argparse.Namespace) -> None:
@@ -77,9 +92,20 @@ def cmd_token(args: argparse.Namespace) -> None:
         raise CliError(str(exc)) from None
 
 
+def _consumer_status(sqs: Any, q: consumers.ConsumerQueues) -> dict[str, Any]:
+    """A consumer's line of `status --json`: the contract's queue_url and dlq_url, then what it holds."""
+    doc: dict[str, Any] = {**q.as_json(), "messages": consumers.counts(sqs, q.queue_url)}
+    doc["dlq_messages"] = consumers.counts(sqs, q.dlq_url)
+    if q.removed:
+        doc["removed"] = True
+    if q.missing:
+        doc["missing"] = list(q.missing)
+    return doc
+
+
 def cmd_status(args: argparse.Namespace) -> None:
     stack = Stack()
-    found = stack.consumers()
+    found = stack.every_consumer()
     status: dict[str, Any] = {
         "api_url": stack.env.api_url,
         "aws_endpoint": stack.env.aws_endpoint,
@@ -88,7 +114,7 @@ def cmd_status(args: argparse.Namespace) -> None:
         "topic_arn": stack.topic_arn,
         "table_name": stack.topo.table_name,
         "event_bus_name": stack.topo.event_bus_name,
-        "consumers": {name: q.as_json() for name, q in sorted(found.items())},
+        "consumers": {name: _consumer_status(stack.sqs, q) for name, q in sorted(found.items())},
     }
     if stack.env.access_key_id:
         # The emulated endpoint accepts only this run's keys (`fanout env` prints them as export lines).
@@ -102,8 +128,15 @@ def cmd_status(args: argparse.Namespace) -> None:
     for key in ("api_url", "aws_endpoint", "region", "stack", "topic_arn", "table_name", "event_bus_name"):
         print(f"{key:<15} {status[key]}")
     print("consumers")
-    for name, q in sorted(found.items()):
-        print(f"  {name:<20} queue {q.queue_url}\n  {'':<20} dlq   {q.dlq_url}")
+    for name, doc in status["consumers"].items():
+        held = f"{doc['messages'] or 0} messages, DLQ {doc['dlq_messages'] or 0}"
+        if doc.get("removed"):
+            print(f"  {name:<20} removed from Pulumi.{stack.env.stack}.yaml; its queues are kept ({held})")
+        else:
+            print(f"  {name:<20} {held}")
+        print(f"  {'':<20} queue {doc['queue_url'] or '(gone)'}")
+        dlq = doc["dlq_url"] or (f"MISSING: {doc['missing'][0]} does not exist" if doc.get("missing") else None)
+        print(f"  {'':<20} dlq   {dlq}")
 
 
 def cmd_env(args: argparse.Namespace) -> None:
@@ -164,8 +197,8 @@ def _policy_problem(policy: Any, where: str = "") -> str | None:
 
 
 def cmd_subscribe(args: argparse.Namespace) -> None:
-    if not consumers.NAME_RE.match(args.name):
-        raise CliError("NAME must be 1 to 76 letters, digits, '-' or '_'")
+    if not topology.CONSUMER_NAME.match(args.name):
+        raise CliError(f"NAME must be {topology.CONSUMER_NAME_RULE}, got {args.name!r}")
     policy = None
     if args.filter_policy is not None:
         try:
@@ -179,9 +212,14 @@ def cmd_subscribe(args: argparse.Namespace) -> None:
             raise CliError(f"--filter-policy: {problem}")
     tags = consumers.handler_tags(args.handler, args.path)  # checked before anything is created
     stack = Stack()
-    if args.name in stack.consumers():
-        raise CliError(f"consumer {args.name!r} already exists")
-    queue_name, dlq_name = args.name, f"{args.name}-dlq"
+    # The one rule for names, as `new-consumer` and the stack config apply it: the name fits every AWS
+    # name a consumer makes, and no consumer (declared, subscribed, or removed with its queues kept) or
+    # queue of the stack has it.
+    topology.check_consumer_name(stack.topo.prefix, args.name, handler=args.handler is not None, where="NAME")
+    queue_name, dlq_name = topology.subscribed_queue_names(args.name)
+    problem = topology.name_problem(stack.topo.prefix, args.name, (queue_name, dlq_name), stack.name_uses())
+    if problem:
+        raise CliError(problem)
     for name in (queue_name, dlq_name):
         # Never adopt a queue that exists already (another consumer's queue or DLQ): create or refuse.
         if consumers.queue_exists(stack.sqs, name):
@@ -365,6 +403,8 @@ def cmd_dlq_show(args: argparse.Namespace) -> None:
 def cmd_dlq_redrive(args: argparse.Namespace) -> None:
     stack = Stack()
     queue_url, dlq_url = stack.consumer_with_dlq(args.consumer)
+    if not queue_url:
+        raise CliError(f"consumer {args.consumer!r} has no queue left to move its DLQ's messages back to")
     moved = consumers.redrive(stack.sqs, dlq_url, queue_url)
     print(f"{plural(moved, 'message')} moved from {args.consumer}'s DLQ back to its queue")
 
@@ -469,6 +509,7 @@ def parser() -> argparse.ArgumentParser:
 
     us = sub.add_parser("unsubscribe", help="remove a consumer added with `fanout subscribe` and its queues")
     us.add_argument("name", metavar="NAME")
+    us.add_argument("--force", action="store_true", help="remove it even while its queue or DLQ holds messages")
     us.set_defaults(func=lambda a: _observe("cmd_unsubscribe", a))
 
     from fanout import schemas_check  # offline: needs no stack

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from fanout.topology import NameUse, Topology
+
 TAG = "fanout:consumer"
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,76}$")  # SQS allows 80; the DLQ adds "-dlq"
+ROLE_TAG = "fanout:role"  # "dlq" on a consumer's DLQ, "tap" on the local observers' queues
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
@@ -29,9 +32,49 @@ class ConsumerQueues:
     name: str
     queue_url: str
     dlq_url: str | None
+    # Nothing delivers to it any more (removed from the stack config): its queues are kept while they
+    # hold messages, and the DLQ tools still work on them.
+    removed: bool = False
+    # Queue names it should have and that do not exist (someone deleted its DLQ): reported, never fatal.
+    missing: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, str | None]:
         return {"queue_url": self.queue_url, "dlq_url": self.dlq_url}
+
+
+def _is_missing(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    return "NonExistentQueue" in code or "QueueDoesNotExist" in code
+
+
+def _dlq_of(sqs: Any, url: str, account: str | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """(DLQ URL, ()) of a queue from its redrive policy; (None, (its name,)) when that DLQ is gone."""
+    try:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
+    except ClientError as exc:
+        if _is_missing(exc):
+            return None, ()
+        raise
+    if "RedrivePolicy" not in attrs:
+        return None, ()
+    dlq_name = json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].rsplit(":", 1)[-1]
+    kwargs = {"QueueOwnerAWSAccountId": account} if account else {}
+    try:
+        return sqs.get_queue_url(QueueName=dlq_name, **kwargs)["QueueUrl"], ()
+    except ClientError as exc:
+        if _is_missing(exc):
+            return None, (dlq_name,)
+        raise
+
+
+def _tags(sqs: Any, url: str) -> dict[str, str] | None:
+    """A queue's tags, or None when it was deleted meanwhile."""
+    try:
+        return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+    except ClientError as exc:
+        if _is_missing(exc):
+            return None
+        raise
 
 
 def queue_arn(sqs: Any, url: str) -> str:
@@ -67,6 +110,7 @@ def ensure(
     `tags` go on the queue too (`fanout subscribe --handler`: which handler the local runtime runs).
     """
     dlq_url, redrive = _dlq(sqs, name, dlq_name, max_receive_count)
+    _refuse_foreign(sqs, queue_name, name, None)
     queue_url = sqs.create_queue(QueueName=queue_name, tags={TAG: name})["QueueUrl"]
     if tags:
         sqs.tag_queue(QueueUrl=queue_url, Tags=tags)
@@ -88,6 +132,7 @@ def ensure(
 
 def _dlq(sqs: Any, name: str, dlq_name: str, max_receive_count: int) -> tuple[str, str]:
     """A consumer's DLQ (created or found) and the redrive policy that sends its queue's poison there."""
+    _refuse_foreign(sqs, dlq_name, name, "dlq")
     dlq_url = sqs.create_queue(
         QueueName=dlq_name,
         Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
@@ -95,6 +140,29 @@ def _dlq(sqs: Any, name: str, dlq_name: str, max_receive_count: int) -> tuple[st
     )["QueueUrl"]
     redrive = json.dumps({"deadLetterTargetArn": queue_arn(sqs, dlq_url), "maxReceiveCount": max_receive_count})
     return dlq_url, redrive
+
+
+def _refuse_foreign(sqs: Any, queue_name: str, name: str, role: str | None) -> None:
+    """Never adopt a queue made for something else: another consumer's queue or DLQ, a trace tap, a tail queue.
+
+    CreateQueue on an existing name answers that queue's URL, so without this a consumer named like
+    another's DLQ would take its dead letters.
+    """
+    try:
+        url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    except ClientError as exc:
+        if _is_missing(exc):
+            return
+        raise
+    tags = _tags(sqs, url)
+    if tags is None:
+        return
+    if tags.get(TAG) != name or tags.get(ROLE_TAG) != role:
+        owner = f"consumer {tags[TAG]!r}" if TAG in tags else "no consumer"
+        what = f"{tags[ROLE_TAG]} queue" if ROLE_TAG in tags else "queue"
+        raise ConsumerError(
+            f"queue {queue_name} exists already as a {what} of {owner}; consumer {name!r} will not adopt it"
+        )
 
 
 def _admit_only(
@@ -128,8 +196,7 @@ def queue_exists(sqs: Any, name: str) -> bool:
     try:
         sqs.get_queue_url(QueueName=name)
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
+        if _is_missing(exc):
             return False
         raise
     return True
@@ -138,14 +205,21 @@ def queue_exists(sqs: Any, name: str) -> bool:
 def remove(sqs: Any, sns: Any, topic_arn: str, queue_name: str, dlq_name: str) -> None:
     """Undo `ensure` for a consumer: its subscription, queue and DLQ, whichever exist."""
     for name in (queue_name, dlq_name):
-        if not queue_exists(sqs, name):
-            continue
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        arn = queue_arn(sqs, url)
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            arn = queue_arn(sqs, url)
+        except ClientError as exc:
+            if _is_missing(exc):
+                continue
+            raise
         for sub in _sqs_subscriptions(sns, topic_arn):
             if sub["Endpoint"] == arn:
                 sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
-        sqs.delete_queue(QueueUrl=url)
+        try:
+            sqs.delete_queue(QueueUrl=url)
+        except ClientError as exc:
+            if not _is_missing(exc):
+                raise
 
 
 HANDLER_TAG = "fanout:handler"  # MODULE:FUNCTION the local runtime invokes with the queue's batches
@@ -194,6 +268,7 @@ def ensure_bus(
     The queue admits only this rule (aws:SourceArn), as on AWS; moto delivers PutEvents to SQS targets.
     """
     dlq_url, redrive = _dlq(sqs, name, dlq_name, max_receive_count)
+    _refuse_foreign(sqs, queue_name, name, None)
     queue_url = sqs.create_queue(QueueName=queue_name, tags={TAG: name, "fanout:source": "bus"})["QueueUrl"]
     arn = queue_arn(sqs, queue_url)
     rule_arn = events.put_rule(Name=queue_name, EventBusName=bus_name, EventPattern=json.dumps(event_pattern))[
@@ -231,15 +306,11 @@ def _bus_consumers(sqs: Any, events: Any, bus_name: str) -> dict[str, ConsumerQu
                 url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
             except ClientError:
                 continue
-            tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
-            if TAG not in tags or tags.get("fanout:role") == "tap":
+            tags = _tags(sqs, url)
+            if tags is None or TAG not in tags or tags.get(ROLE_TAG) == "tap":
                 continue  # only consumers (the trace's tap rule and others' targets are not)
-            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
-            dlq_url = None
-            if "RedrivePolicy" in attrs:
-                dlq_name = json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].rsplit(":", 1)[-1]
-                dlq_url = sqs.get_queue_url(QueueName=dlq_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-            found[tags[TAG]] = ConsumerQueues(tags[TAG], url, dlq_url)
+            dlq_url, missing = _dlq_of(sqs, url, account)
+            found[tags[TAG]] = ConsumerQueues(tags[TAG], url, dlq_url, missing=missing)
     return found
 
 
@@ -254,17 +325,83 @@ def discover(
             url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
         except ClientError:
             continue  # subscription to a deleted queue
-        tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
-        if tags.get("fanout:role") == "tap":
+        tags = _tags(sqs, url)
+        if tags is None or tags.get(ROLE_TAG) == "tap":
             continue  # the local trace taps and `fanout tail`'s queue observe the topic; they are not consumers
         name = tags.get(TAG, queue_name)
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
-        dlq_url = None
-        if "RedrivePolicy" in attrs:
-            dlq_name = json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].rsplit(":", 1)[-1]
-            dlq_url = sqs.get_queue_url(QueueName=dlq_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-        found[name] = ConsumerQueues(name, url, dlq_url)
+        dlq_url, missing = _dlq_of(sqs, url, account)
+        found[name] = ConsumerQueues(name, url, dlq_url, missing=missing)
     return found
+
+
+def discover_kept(
+    sqs: Any, known: dict[str, ConsumerQueues], declared: Collection[str] = ()
+) -> dict[str, ConsumerQueues]:
+    """Consumers nothing delivers to any more whose queues are kept (they held messages when the consumer
+    was removed from the stack config): queues tagged with a consumer name neither in `known` nor `declared`."""
+    queues: dict[str, dict[str, str]] = {}
+    taken = {u for q in known.values() for u in (q.queue_url, q.dlq_url) if u}
+    for page in sqs.get_paginator("list_queues").paginate():
+        for url in page.get("QueueUrls", []):
+            if url in taken:
+                continue
+            tags = _tags(sqs, url)
+            if (
+                tags is None
+                or TAG not in tags
+                or tags[TAG] in known
+                or tags[TAG] in declared
+                or tags.get(ROLE_TAG) == "tap"
+            ):
+                continue
+            queues.setdefault(tags[TAG], {})[tags.get(ROLE_TAG) or "queue"] = url
+    kept = {}
+    for name, urls in sorted(queues.items()):
+        if "queue" in urls:
+            dlq_url, missing = _dlq_of(sqs, urls["queue"])
+            kept[name] = ConsumerQueues(name, urls["queue"], dlq_url or urls.get("dlq"), removed=True, missing=missing)
+        else:  # only its DLQ is left: nothing to redrive into
+            kept[name] = ConsumerQueues(name, "", urls["dlq"], removed=True)
+    return kept
+
+
+def counts(sqs: Any, url: str | None) -> int | None:
+    """Messages in a queue (waiting and in flight), or None when it does not exist."""
+    if not url:
+        return None
+    try:
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+    except ClientError as exc:
+        if _is_missing(exc):
+            return None
+        raise
+    return sum(int(v) for v in attrs.values())
+
+
+def name_uses(topo: Topology, found: dict[str, ConsumerQueues], kept: dict[str, ConsumerQueues]) -> list[NameUse]:
+    """Every consumer name in use on a running stack, with its queues: declared, subscribed, and kept."""
+    uses = topo.name_uses()
+    declared = {u.name for u in uses}
+
+    def names(q: ConsumerQueues) -> tuple[str, ...]:
+        return tuple(u.rsplit("/", 1)[-1] for u in (q.queue_url, q.dlq_url) if u) + q.missing
+
+    for name, q in sorted(found.items()):
+        if name not in declared:
+            uses.append(NameUse(name, "subscribed with `fanout subscribe`", names(q)))
+    for name, q in sorted(kept.items()):
+        if name not in declared:
+            uses.append(
+                NameUse(
+                    name,
+                    f"removed from Pulumi.{topo.stack}.yaml, its queues are kept while they hold messages "
+                    f"(`fanout dlq purge {name}` and `fanout unsubscribe {name} --force` free the name)",
+                    names(q),
+                )
+            )
+    return uses
 
 
 def peek(sqs: Any, queue_url: str, limit: int = 1000) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import keyword
 import sys
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ ROOT = PROJECT_ROOT  # where the files go; tests point it at a copy of the repos
 DEFAULT_TYPE = {"topic": DataGenerated.TYPE, "bus": DataPersisted.TYPE}
 MODEL_NAMES = {event_type: model.__name__ for event_type, model in MODELS.items()}
 BUS_SOURCE = "fanout.persister"  # the only producer on the bus today (contract §6)
+SUBSCRIBED_FILE = "consumers.json"  # in the state dir: the consumers `fanout subscribe` added, saved by make run
 
 
 class NewConsumerError(topology.TopologyError):
@@ -41,7 +43,7 @@ class Plan:
     def write(self, root: Path) -> list[str]:
         for path, text in self.files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            path.write_text(text, encoding="utf-8", newline="")  # no newline translation: CRLF stays CRLF
         return [str(p.relative_to(root)) for p in self.files]
 
 
@@ -68,7 +70,9 @@ def _scalar(value: str) -> str:
     return value if plain else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def entry_lines(name: str, module: str, source: str, types: tuple[str, ...], indent: int) -> list[str]:
+def entry_lines(
+    name: str, module: str, source: str, types: tuple[str, ...], indent: int, newline: str = "\n"
+) -> list[str]:
     listed = "[" + ", ".join(_scalar(t) for t in types) + "]"
     lines = [
         f"# {name}: added by `fanout new-consumer`; its code is handlers/{module}.py.",
@@ -80,7 +84,7 @@ def entry_lines(name: str, module: str, source: str, types: tuple[str, ...], ind
     else:
         lines += ["  filterPolicy:", f"    type: {listed}"]
     pad = " " * indent
-    return [pad + line + "\n" for line in lines]
+    return [pad + line + newline for line in lines]
 
 
 def add_entry(text: str, name: str, module: str, source: str, types: tuple[str, ...], file: str) -> str:
@@ -91,13 +95,14 @@ def add_entry(text: str, name: str, module: str, source: str, types: tuple[str, 
     try:
         doc = _yaml().load(text)
     except YAMLError as exc:
-        raise NewConsumerError(f"{file} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise NewConsumerError(topology.yaml_problem(file, exc)) from None
     config = doc.get("config") if isinstance(doc, CommentedMap) else None
     if not isinstance(config, CommentedMap):
         raise NewConsumerError(f"{file} has no `config:` mapping")
+    newline = "\r\n" if "\r\n" in text else "\n"  # the file's own line ending
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
+        lines[-1] += newline
     key = f"{topology.NAMESPACE}:consumers"
     consumers = config.get(key)
     keys = list(config)
@@ -105,12 +110,17 @@ def add_entry(text: str, name: str, module: str, source: str, types: tuple[str, 
         # The new item goes where the list ends: before the next key of `config:` (and the comment
         # lines above that key, which are about it), or at the end of the file.
         after = keys.index(key) + 1
-        end = config.lc.key(keys[after])[0] if after < len(keys) else len(lines)
+        if after < len(keys):
+            end = config.lc.key(keys[after])[0]
+        else:  # the last key of `config:`: its list ends where the next top-level key starts, if any
+            top = list(doc)
+            following = top.index("config") + 1
+            end = doc.lc.key(top[following])[0] if following < len(top) else len(lines)
         key_col = config.lc.key(key)[1]
         while end > 0 and (not lines[end - 1].strip() or _comment_at_most(lines[end - 1], key_col)):
             end -= 1
         dash = consumers.lc.item(0)[1] - 2  # the column of the first item's "- "
-        new = entry_lines(name, module, source, types, dash)
+        new = entry_lines(name, module, source, types, dash, newline)
         return "".join(lines[:end] + new + lines[end:])
     if consumers is None:
         # No list yet: the persister is implicit (topology.DEFAULT_PERSISTER); declaring a list keeps it so.
@@ -119,25 +129,9 @@ def add_entry(text: str, name: str, module: str, source: str, types: tuple[str, 
         # After the last key's value: the next line at or left of the key's indentation.
         while at < len(lines) and (lines[at].strip() == "" or len(lines[at]) - len(lines[at].lstrip()) > indent):
             at += 1
-        new = [" " * indent + f"{key}:\n", *entry_lines(name, module, source, types, indent + 2)]
+        new = [" " * indent + f"{key}:{newline}", *entry_lines(name, module, source, types, indent + 2, newline)]
         return "".join(lines[:at] + new + lines[at:])
     raise NewConsumerError(f"{file}: {key} must be a non-empty block list to add to (one `- name: ...` per line)")
-
-
-def _check_lengths(prefix: str, name: str, source: str) -> None:
-    """Every AWS name built from the consumer's name fits (the topology's check, where it has one)."""
-    check = getattr(topology, "check_consumer_name", None)
-    if check is not None:
-        check(prefix, name, handler=True, source=source, where="name")
-        return
-    for what, built, limit in (
-        ("Lambda function name", f"{prefix}-{name}", 64),
-        ("SQS queue", f"{prefix}-{name}-dlq", 80),
-    ):
-        if len(built) > limit:
-            raise topology.TopologyError(
-                f"name {name!r} is too long: the {what} {built!r} would pass {limit} characters"
-            )
 
 
 def _comment_at_most(line: str, col: int) -> bool:
@@ -199,12 +193,22 @@ def test_{module}_reports_an_invalid_message_for_retry(context: Any) -> None:
 '''
 
 
-def plan(name: str, types: list[str] | None, source: str, stacks: list[str] | None, root: Path = PROJECT_ROOT) -> Plan:
-    """Check everything and prepare every file's new content; raises NewConsumerError, writes nothing."""
+def plan(
+    name: str,
+    types: list[str] | None,
+    source: str,
+    stacks: list[str] | None,
+    root: Path = PROJECT_ROOT,
+    in_use: dict[str, list[topology.NameUse]] | None = None,
+) -> Plan:
+    """Check everything and prepare every file's new content; raises NewConsumerError, writes nothing.
+
+    `in_use`: per stack, the names the running local stack has besides its declared consumers.
+    """
     import yaml
 
     if not isinstance(name, str) or not topology.CONSUMER_NAME.match(name):
-        raise NewConsumerError(f"invalid name {name!r}: use 1-60 letters, digits, '-' or '_'")
+        raise NewConsumerError(f"invalid name {name!r}: use {topology.CONSUMER_NAME_RULE}")
     module = module_name(name)
     if not module.isidentifier() or keyword.iskeyword(module) or module.startswith("_") or module == "core":
         raise NewConsumerError(
@@ -227,17 +231,33 @@ def plan(name: str, types: list[str] | None, source: str, stacks: list[str] | No
     for stack in stacks:
         file = f"Pulumi.{stack}.yaml"
         current = topology.load(stack, root)  # the config must be valid before we touch it
-        if any(c.name == name for c in current.consumers):
-            raise NewConsumerError(f"name {name!r} is taken: {file} already declares consumer {name!r}")
         try:
-            _check_lengths(current.prefix, name, source)
+            topology.check_consumer_name(current.prefix, name, handler=True, source=source, where="name")
         except topology.TopologyError as exc:
             raise NewConsumerError(f"{exc} (stack {stack}, prefix {current.prefix})") from None
+        # The one namespace: declared here, or (on the running stack) subscribed or removed with queues kept.
+        problem = topology.name_problem(
+            current.prefix,
+            name,
+            topology.consumer_queue_names(current.prefix, name),
+            current.name_uses() + list((in_use or {}).get(stack, [])),
+            handler=True,
+            source=source,
+        )
+        if problem:
+            raise NewConsumerError(problem)
         path = root / file
-        text = path.read_text(encoding="utf-8")
+        # Bytes as they are: the file's line endings (CRLF on a Windows checkout) are kept.
+        with path.open(encoding="utf-8", newline="") as fh:
+            text = fh.read()
         updated = add_entry(text, name, module, source, chosen, file)
         # What we wrote must read back as the same topology plus exactly this consumer.
-        raw = (yaml.safe_load(io.StringIO(updated)) or {}).get("config", {})
+        try:
+            raw = (yaml.safe_load(io.StringIO(updated)) or {}).get("config", {})
+        except yaml.YAMLError as exc:
+            raise NewConsumerError(
+                f"{file}: could not add the entry ({topology.yaml_problem(file, exc)}); add it by hand"
+            ) from None
         ns = f"{topology.NAMESPACE}:"
         after = topology.from_config(stack, {k[len(ns) :]: v for k, v in raw.items() if k.startswith(ns)})
         added = after.consumer(name)
@@ -252,8 +272,47 @@ def plan(name: str, types: list[str] | None, source: str, stacks: list[str] | No
     return Plan(name, module, source, chosen, files)
 
 
+def running_names(stacks: list[str]) -> dict[str, list[topology.NameUse]]:
+    """Consumer names the local stack has besides its stack config: subscribed ones, and removed ones whose
+    queues are kept. From the running stack when one answers; otherwise from its saved state."""
+    from fanout import localenv, tracing
+
+    env = localenv.load()
+    uses: dict[str, list[topology.NameUse]] = {}
+    try:
+        doc = tracing.local_get(env.api_url, "/_local/topology", timeout=5)
+    except tracing.TraceError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("stack") in stacks:
+        for row in doc.get("consumers", []):
+            if row.get("declared"):
+                continue
+            where = (
+                f"removed from Pulumi.{doc['stack']}.yaml, its queues are kept while they hold messages"
+                if row.get("removed")
+                else "subscribed with `fanout subscribe` on the running stack"
+            )
+            queues = tuple(q for q in (row.get("queue"), row.get("dlq"), *row.get("missing", [])) if q)
+            uses.setdefault(doc["stack"], []).append(topology.NameUse(str(row["name"]), where, queues))
+        return uses
+    # No stack running: the consumers `fanout subscribe` added come back at the next `make run`.
+    saved = env.state_dir / SUBSCRIBED_FILE
+    try:
+        rows = json.loads(saved.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return uses
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and isinstance(row.get("name"), str):
+            queues = tuple(str(row[k]) for k in ("queue_name", "dlq_name") if row.get(k))
+            where = f"subscribed with `fanout subscribe` (kept in {saved})"
+            for stack in stacks:
+                uses.setdefault(stack, []).append(topology.NameUse(row["name"], where, queues))
+    return uses
+
+
 def cmd_new_consumer(args: argparse.Namespace) -> None:
-    made = plan(args.name, args.type, args.source, args.stack, ROOT)
+    stacks = list(dict.fromkeys(args.stack or ["dev"]))
+    made = plan(args.name, args.type, args.source, stacks, ROOT, running_names(stacks))
     for path in made.write(ROOT):
         sys.stdout.write(path + "\n")
 

@@ -282,15 +282,28 @@ def cmd_unsubscribe(args: argparse.Namespace) -> None:
             f"{args.name!r} is declared in Pulumi.{stack.env.stack}.yaml (fanout:consumers); "
             "remove it by editing that file"
         )
-    found = stack.consumers()
+    found = stack.every_consumer()  # subscribed ones, and removed ones whose queues are kept
     if args.name not in found:
         known = ", ".join(sorted(n for n in found if n not in {c.name for c in stack.topo.consumers})) or "none"
         raise _cli_error(f"no subscribed consumer named {args.name!r} (subscribed with `fanout subscribe`: {known})")
     q = found[args.name]
-    queue_name = q.queue_url.rsplit("/", 1)[-1]
-    dlq_name = q.dlq_url.rsplit("/", 1)[-1] if q.dlq_url else f"{queue_name}-dlq"
+    queue_name = q.queue_url.rsplit("/", 1)[-1] if q.queue_url else args.name
+    dlq_name = q.dlq_url.rsplit("/", 1)[-1] if q.dlq_url else (q.missing or (f"{queue_name}-dlq",))[0]
+    held = consumers.counts(stack.sqs, q.queue_url) or 0
+    dead = consumers.counts(stack.sqs, q.dlq_url) or 0
+    if (held or dead) and not args.force:
+        raise _cli_error(
+            f"{args.name}'s queue holds {held} messages and its DLQ {dead}; they would be lost "
+            f"(see them with `fanout dlq show {args.name}`); add --force to remove them anyway"
+        )
     consumers.remove(stack.sqs, stack.sns, stack.topic_arn, queue_name, dlq_name)
-    say(f"unsubscribed {printable(args.name)}: removed its subscription, queue {queue_name} and DLQ {dlq_name}")
+    gone = [*([] if q.queue_url else [queue_name]), *([] if q.dlq_url else [dlq_name])]
+    note = f" ({', '.join(gone)} did not exist)" if gone else ""
+    lost = f"; {held + dead} messages deleted with them" if held or dead else ""
+    say(
+        f"unsubscribed {printable(args.name)}: removed its subscription, queue {queue_name} "
+        f"and DLQ {dlq_name}{note}{lost}"
+    )
 
 
 # ---------------------------------------------------------------------- replay to one consumer

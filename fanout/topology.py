@@ -18,7 +18,6 @@ from fanout import schedule as schedules
 from fanout_kit.models import DataGenerated, DataPersisted
 
 NAMESPACE = "fanout"
-CONSUMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
 FILTER_SCOPES = ("MessageAttributes", "MessageBody")
 SOURCES = ("topic", "bus")
 # fanout:ordering: standard SNS/SQS (no order), or an SNS FIFO topic fanning out to SQS FIFO queues,
@@ -108,12 +107,32 @@ SCHEDULE_NAME_MAX = 64
 COGNITO_DOMAIN_MAX = 63
 ALARM_NAME_MAX = 255
 LOG_GROUP_NAME_MAX = 512
+# A FIFO stack appends ".fifo" to every queue name: a standard stack's consumer queue names keep room for it.
+SQS_CONSUMER_QUEUE_MAX = SQS_NAME_MAX - len(FIFO_SUFFIX)
 AUTONAME_SUFFIX = 8  # Pulumi auto-naming appends "-" and 7 random characters to the logical name
 RANDOM_DOMAIN_SUFFIX = 9  # infra/components/identity.py: "-" and 8 random characters
 # The logical name infra/components/consumer.py gives a consumer function's role (auto-named by Pulumi).
 CONSUMER_ROLE_LOGICAL = "consumer-{name}-fn-role"
 # The longest alarm slug built from a consumer name (infra/components/monitoring.py).
 CONSUMER_ALARM_SLUGS = ("{name}-backlog-age", "dlq-{name}-subscription")
+
+
+# The one rule for consumer names, wherever a name comes from (fanout:consumers, `fanout new-consumer`,
+# `fanout subscribe`, the local stack's /_local routes): letters, digits, '-' and '_', at most
+# CONSUMER_NAME_MAX, and every AWS name built from it within its limit (check_consumer_name). The
+# longest name any prefix allows: the shortest prefix ("ab-") and the longest suffix of a consumer
+# queue ("-sub-dlq") fill what SQS allows before ".fifo".
+CONSUMER_NAME_MAX = SQS_CONSUMER_QUEUE_MAX - len("ab-") - len("-sub-dlq")
+CONSUMER_NAME_PATTERN = rf"[A-Za-z0-9_-]{{1,{CONSUMER_NAME_MAX}}}"
+CONSUMER_NAME = re.compile(rf"^{CONSUMER_NAME_PATTERN}$")
+CONSUMER_NAME_RULE = f"1-{CONSUMER_NAME_MAX} letters, digits, '-' or '_'"
+# Queues of `fanout tail` (created and removed by the CLI, and cleaned up by the local stack when left
+# behind): no consumer queue may be named like one.
+TAIL_QUEUE_PREFIX = "fanout-tail-"
+# The stack's own queue, function and rule names besides the consumers' (infra/ and the local trace taps).
+STACK_QUEUES = ("persisted-target-dlq", "persisted-events-dlq", "generator-dlq", "trace-tap", "trace-bus-tap")
+STACK_FUNCTIONS = ("api", "authorizer", "generator")
+STACK_RULES = ("persisted", "trace-tap")
 
 
 def prefix_names(prefix: str) -> list[tuple[str, str, int]]:
@@ -137,10 +156,11 @@ def consumer_names(
     queue = f"{prefix}-{name}"
     # A topic consumer's queues on a FIFO topic are FIFO: ".fifo" counts against SQS's 80 characters.
     end = FIFO_SUFFIX if ordering == "fifo" and source == "topic" else ""
+    room = SQS_NAME_MAX if end else SQS_CONSUMER_QUEUE_MAX  # a standard stack's names keep room for ".fifo"
     found = [
-        ("SQS queue name", queue + end, SQS_NAME_MAX),
-        ("SQS queue name", f"{queue}-dlq{end}", SQS_NAME_MAX),
-        ("SQS queue name", f"{queue}-sub-dlq{end}", SQS_NAME_MAX),
+        ("SQS queue name", queue + end, room),
+        ("SQS queue name", f"{queue}-dlq{end}", room),
+        ("SQS queue name", f"{queue}-sub-dlq{end}", room),
     ]
     if source == "bus":
         found.append(("EventBridge rule name", queue, EVENT_RULE_NAME_MAX))
@@ -161,9 +181,11 @@ def consumer_names(
 def _check_lengths(names: list[tuple[str, str, int]], key: str, value: str) -> None:
     for what, built, limit in names:
         if len(built) > limit:
+            allowed = f"AWS allows at most {limit}"
+            if limit == SQS_CONSUMER_QUEUE_MAX:
+                allowed = f"at most {limit} fit (SQS allows {SQS_NAME_MAX}, and a FIFO stack appends {FIFO_SUFFIX})"
             raise TopologyError(
-                f"{key} {value!r} is too long: it makes the {what} {built!r} {len(built)} characters, "
-                f"and AWS allows at most {limit}"
+                f"{key} {value!r} is too long: it makes the {what} {built!r} {len(built)} characters, and {allowed}"
             )
 
 
@@ -190,9 +212,70 @@ def check_consumer_name(
     `fanout:consumers` entries and by `fanout new-consumer` before it writes anything.
     """
     if not isinstance(name, str) or not CONSUMER_NAME.match(name):
-        raise TopologyError(f"{where} must be 1-60 letters, digits, '-' or '_', got {name!r}")
+        raise TopologyError(f"{where} must be {CONSUMER_NAME_RULE}, got {name!r}")
     _check_lengths(consumer_names(prefix, name, handler=handler, source=source, ordering=ordering), where, name)
     return name
+
+
+@dataclass(frozen=True)
+class NameUse:
+    """A consumer name in use and the SQS queues it holds: what no new consumer may take."""
+
+    name: str
+    where: str  # one phrase for the refusal: "declared in Pulumi.dev.yaml", "subscribed with `fanout subscribe`"
+    queues: tuple[str, ...] = ()
+
+
+def stack_queue_names(prefix: str) -> set[str]:
+    return {f"{prefix}-{q}" for q in STACK_QUEUES}
+
+
+def consumer_queue_names(prefix: str, name: str) -> tuple[str, ...]:
+    """The SQS queues a declared consumer makes (the subscription DLQ is made on AWS only)."""
+    return (f"{prefix}-{name}", f"{prefix}-{name}-dlq", f"{prefix}-{name}-sub-dlq")
+
+
+def subscribed_queue_names(name: str) -> tuple[str, ...]:
+    """The SQS queues `fanout subscribe NAME` makes: NAME and its DLQ (the contract names the queue NAME)."""
+    return (name, f"{name}-dlq")
+
+
+def name_problem(
+    prefix: str,
+    name: str,
+    queues: tuple[str, ...],
+    uses: list[NameUse],
+    *,
+    handler: bool = False,
+    source: str = "topic",
+) -> str | None:
+    """Why `name`, making `queues`, cannot be a new consumer beside `uses`; None when it can.
+
+    One namespace, whatever adds the name or the ones in use (stack config, `fanout new-consumer`,
+    `fanout subscribe`), in either order: no two consumers share a name or any queue name, and no
+    consumer takes a name the stack builds for itself (trace taps, `fanout tail` queues, the bus's DLQs,
+    the api/authorizer/generator functions, the bus's rules).
+    """
+    for use in uses:
+        if use.name == name:
+            return f"consumer name {name!r} is taken: {use.where}"
+    own = stack_queue_names(prefix)
+    for queue in queues:
+        if queue.startswith(TAIL_QUEUE_PREFIX):
+            return f"consumer name {name!r} would make the queue {queue!r}, a name kept for `fanout tail`'s queues"
+        if queue in own:
+            return f"consumer name {name!r} would make the queue {queue!r}, one of the stack's own queues"
+        for use in uses:
+            if queue in use.queues:
+                return (
+                    f"consumer name {name!r} would make the queue {queue!r}, "
+                    f"which belongs to consumer {use.name!r} ({use.where})"
+                )
+    if handler and name in STACK_FUNCTIONS:
+        return f"consumer name {name!r} would make the function {prefix}-{name}, one of the stack's own functions"
+    if source == "bus" and name in STACK_RULES:
+        return f"consumer name {name!r} would make the bus rule {prefix}-{name}, one of the stack's own rules"
+    return None
 
 
 @dataclass(frozen=True)
@@ -355,6 +438,11 @@ class Topology:
         name = f"{self.prefix}-{consumer.name}-sub-dlq"
         return name + FIFO_SUFFIX if self.is_fifo_consumer(consumer) else name
 
+    def name_uses(self) -> list[NameUse]:
+        """The declared consumers' names and queues, for the one namespace of consumer names."""
+        where = f"declared in Pulumi.{self.stack}.yaml (fanout:consumers)"
+        return [NameUse(c.name, where, consumer_queue_names(self.prefix, c.name)) for c in self.consumers]
+
     def consumer(self, name: str) -> Consumer:
         for c in self.consumers:
             if c.name == name:
@@ -377,7 +465,7 @@ def _consumer(raw: Any, index: int) -> Consumer:
     refuse_unknown(raw, CONSUMER_KEYS, f"{where}.")
     name = raw.get("name")
     if not isinstance(name, str) or not CONSUMER_NAME.match(name):
-        raise TopologyError(f"{where}.name must be 1-60 letters, digits, '-' or '_', got {name!r}")
+        raise TopologyError(f"{where}.name must be {CONSUMER_NAME_RULE}, got {name!r}")
     try:
         return _consumer_fields(raw, name, where)
     except TopologyError as exc:
@@ -488,6 +576,19 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise TopologyError(f"{NAMESPACE}:consumers declares {', '.join(dupes)} more than once")
+    declared: list[NameUse] = []
+    for consumer in consumers:
+        problem = name_problem(
+            prefix,
+            consumer.name,
+            consumer_queue_names(prefix, consumer.name),
+            declared,
+            handler=consumer.handler is not None,
+            source=consumer.source,
+        )
+        if problem:
+            raise TopologyError(f"{NAMESPACE}:consumers: {problem}")
+        declared.append(NameUse(consumer.name, "declared too", consumer_queue_names(prefix, consumer.name)))
 
     gen = config.get("generator", {}) or {}
     if not isinstance(gen, dict):
@@ -532,6 +633,14 @@ def from_config(stack: str, config: dict[str, Any]) -> Topology:
     return Topology(stack, prefix, tuple(consumers), generator, auth, subscribers, raw=dict(config), ordering=ordering)
 
 
+def yaml_problem(file: str, exc: Exception) -> str:
+    """One line for a YAML error (PyYAML or ruamel.yaml): the file, the line and what is wrong there."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" line {mark.line + 1}" if mark is not None else ""
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{file} is not valid YAML:{where}: {what}"
+
+
 def read_stack_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """The `fanout:` keys of Pulumi.<stack>.yaml, namespace stripped."""
     import yaml  # the local runtime and CLI only; Lambda code never reads stack files
@@ -542,7 +651,7 @@ def read_stack_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise TopologyError(f"{path.name} is not valid YAML: {exc}") from exc
+        raise TopologyError(yaml_problem(path.name, exc)) from None
     config = doc.get("config", {}) or {}
     ns = f"{NAMESPACE}:"
     return {k[len(ns) :]: v for k, v in config.items() if k.startswith(ns)}

@@ -23,10 +23,10 @@ from botocore.exceptions import ClientError
 from fanout import consumers, untrusted
 from fanout.local.ledger import ID_CHARS, Ledger, message_key
 from fanout.localenv import LocalEnv
-from fanout.topology import Topology
+from fanout.topology import CONSUMER_NAME_PATTERN, Topology
 
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
-CONSUMER = r"(?P<name>[A-Za-z0-9_-]{1,80})"
+CONSUMER = rf"(?P<name>{CONSUMER_NAME_PATTERN})"  # the one rule of consumer names (fanout/topology.py)
 # The console's CSP: only its own files, no inline script or style, nothing framed.
 CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -147,6 +147,8 @@ class LocalApi:
                         except ClientError:
                             continue  # its queues are not made yet (live reload in progress)
                         found[c.name] = consumers.ConsumerQueues(c.name, url, dlq)
+                # Removed from the stack config while their queues held messages: still shown, DLQ tools work.
+                found |= consumers.discover_kept(self.sqs, found, {c.name for c in topo.consumers})
                 self._found, self._found_at = found, time.monotonic()
             return dict(self._found)
 
@@ -156,6 +158,8 @@ class LocalApi:
             found = self.consumers(fresh=True)
         if name not in found:
             return _error(404, f"no consumer named {name!r} (consumers: {', '.join(sorted(found)) or 'none'})")
+        if found[name].missing:
+            return _error(404, f"consumer {name!r}'s DLQ {found[name].missing[0]} does not exist (deleted?)")
         if not found[name].dlq_url:
             return _error(404, f"consumer {name!r} has no DLQ")
         return found[name]
@@ -259,6 +263,10 @@ class LocalApi:
                     "maxReceiveCount": c.max_receive_count if c else None,
                     "queue": q.queue_url.rsplit("/", 1)[-1] if q else None,
                     "dlq": q.dlq_url.rsplit("/", 1)[-1] if q and q.dlq_url else None,
+                    # Removed from the stack config, its queues kept while they hold messages.
+                    "removed": bool(q and q.removed),
+                    # Queues it should have that someone deleted (its DLQ): shown, not fatal.
+                    "missing": list(q.missing) if q else [],
                     # The handler's code does not import (live reload): its messages wait until a fix is saved.
                     "loadError": errors.get(name),
                 }
@@ -324,6 +332,8 @@ class LocalApi:
         q = self._consumer(name)
         if isinstance(q, Answer):
             return q
+        if not q.queue_url:
+            return _error(409, f"consumer {name!r} has no queue left to move its DLQ's messages back to")
         moved = consumers.redrive(self.sqs, str(q.dlq_url), q.queue_url)
         return _json(200, {"consumer": name, "moved": moved})
 

@@ -396,6 +396,10 @@ class Runtime:
                 )
             old = {c.name: c for c in self.topo.consumers}
             fresh = {c.name: c for c in new.consumers}
+            problem = self._name_problem(new, [c for name, c in fresh.items() if name not in old])
+            if problem:
+                say(f"Pulumi.{self.env.stack}.yaml: {problem}; the running topology is unchanged")
+                return
             added, changed, removed = [], [], []
             for name, c in fresh.items():
                 if old.get(name) == c:
@@ -426,6 +430,26 @@ class Runtime:
             )
             say(f"Pulumi.{self.env.stack}.yaml applied: {summary or 'no consumer changed'}")
 
+    def _name_problem(self, new: topology.Topology, added: list[topology.Consumer]) -> str | None:
+        """The one namespace of consumer names: an added consumer takes no name or queue of a subscribed
+        consumer or of a removed one whose queues are kept (its own kept queues it gets back)."""
+        if not added:
+            return None
+        sns = self.session.client("sns")
+        found = consumers.discover(self._sqs, sns, self.env.topic_arn(self.topo.topic_name))
+        declared = {c.name for c in self.topo.consumers}
+        kept = consumers.discover_kept(self._sqs, {**found, **self.consumers}, declared)
+        uses = [u for u in consumers.name_uses(self.topo, found, kept) if u.name not in declared]
+        for c in added:
+            own = topology.consumer_queue_names(new.prefix, c.name)
+            others = [u for u in uses if not (u.name == c.name and u.name in kept and set(u.queues) <= set(own))]
+            problem = topology.name_problem(
+                new.prefix, c.name, own, others, handler=c.handler is not None, source=c.source
+            )
+            if problem:
+                return problem
+        return None
+
     def _unsubscribe(self, topo: topology.Topology, c: topology.Consumer) -> None:
         """Stop deliveries to a consumer's queue: its topic subscription, or its rule on the bus."""
         queue_url = self.consumers[c.name].queue_url
@@ -446,14 +470,7 @@ class Runtime:
             runner.stop_event.set()
             runner.function.retire()
         queues = self.consumers.pop(c.name)
-        held = 0
-        for url in (queues.queue_url, queues.dlq_url):
-            if url:
-                attrs = self._sqs.get_queue_attributes(
-                    QueueUrl=url,
-                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-                )["Attributes"]
-                held += sum(int(v) for v in attrs.values())
+        held = sum(consumers.counts(self._sqs, url) or 0 for url in (queues.queue_url, queues.dlq_url))
         if held:
             say(f"consumer {c.name} removed; its queues are kept: they hold {plural(held, 'message')}")
             return

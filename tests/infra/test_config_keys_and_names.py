@@ -80,9 +80,10 @@ def test_a_prefix_that_overflows_the_bucket_prefix_limit_is_refused():
 def test_consumer_names_are_checked_against_lambda_sqs_and_iam_limits():
     prefix = "p" * 28
     # A queue-only consumer may be longer than one with a function (no Lambda or role name to fit).
-    check_consumer_name(prefix, "q" * 43, handler=False)
-    with pytest.raises(TopologyError, match=r"SQS queue name .*-sub-dlq.* at most 80"):
-        check_consumer_name(prefix, "q" * 44, handler=False)
+    check_consumer_name(prefix, "q" * 38, handler=False)
+    # SQS allows 80 characters; 5 stay free for the ".fifo" a FIFO stack appends.
+    with pytest.raises(TopologyError, match=r"SQS queue name .*-sub-dlq.* at most 75 fit \(SQS allows 80"):
+        check_consumer_name(prefix, "q" * 39, handler=False)
     with pytest.raises(TopologyError, match=r"Lambda function name .* at most 64"):
         check_consumer_name(prefix, "f" * 36)
     with pytest.raises(TopologyError, match=r"IAM role name .* at most 64"):

@@ -97,9 +97,22 @@ function renderTopology(topo) {
           'span',
           { class: 'node node-function' },
           h('strong', {}, c.name),
-          h('span', { class: 'muted' }, c.handler ? ` ${c.handler}` : ' (no handler: messages wait)'),
+          h(
+            'span',
+            { class: 'muted' },
+            c.removed
+              ? ' (removed from the stack config: its queues are kept while they hold messages)'
+              : c.handler
+                ? ` ${c.handler}`
+                : ' (no handler: messages wait)',
+          ),
         ),
-        h('span', { class: 'node node-dlq' }, h('span', { class: 'visually-hidden' }, 'dead-letter queue '), `DLQ ${c.dlq || '–'}`),
+        h(
+          'span',
+          { class: 'node node-dlq' },
+          h('span', { class: 'visually-hidden' }, 'dead-letter queue '),
+          c.missing && c.missing.length ? `DLQ ${c.missing[0]} missing` : `DLQ ${c.dlq || '–'}`,
+        ),
       ),
       c.loadError
         ? h('p', { class: 'lane-error', role: 'alert' }, `${c.name} does not load: ${c.loadError}; its messages wait until a fix is saved.`)
