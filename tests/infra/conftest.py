@@ -10,15 +10,17 @@ import copy
 
 import pytest
 
-from infra import mocks, plan
+from fanout import topology
+from infra import plan
+from tests.support.checkout import STACK_CONFIGS
 
 STACKS = ("dev", "prd")
 
 
 def variant_config() -> dict:
-    """dev plus what the stack files do not switch on: more consumers, a VPC, HS256 tokens."""
-    config, _ = mocks.read_stack_file("dev")
-    config = copy.deepcopy(config)
+    """dev (the tests' copy as shipped: the checkout's is its user's to edit) plus what the stack files do not
+    switch on: more consumers, a VPC, HS256 tokens."""
+    config = copy.deepcopy(topology.read_stack_config("dev", STACK_CONFIGS))
     config["consumers"] = [
         *config.get("consumers", []),
         {"name": "audit", "filterPolicy": {"informationOne": [{"prefix": "temp"}]}, "filterPolicyScope": "MessageBody"},

@@ -13,6 +13,7 @@ from moto import mock_aws
 from fanout import consumers, localenv, topology
 from fanout.local import state
 from fanout.local.provision import provision
+from tests.support.checkout import STACK_CONFIGS
 
 
 def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> localenv.LocalEnv:
@@ -27,7 +28,7 @@ def _fresh_stack(env: localenv.LocalEnv, topo: topology.Topology) -> Any:
 
 
 def test_snapshot_then_restore_into_an_empty_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    env, topo = _env(tmp_path, monkeypatch), topology.load("dev")
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev", STACK_CONFIGS)
     item = {"pk": {"S": "USER#alice"}, "sk": {"S": "DATA#01"}, "id": {"S": "01"}, "blob": {"B": b"\x00\xff"}}
     body = b'{"id":"01"}\n'
     with mock_aws():
@@ -83,12 +84,12 @@ def test_snapshot_then_restore_into_an_empty_emulator(tmp_path: Path, monkeypatc
 
 def test_no_snapshot_before_a_restore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A stack that failed to load its state must not overwrite it with an empty one.
-    env, topo = _env(tmp_path, monkeypatch), topology.load("dev")
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev", STACK_CONFIGS)
     assert state.LocalState(tmp_path, topo, env).snapshot(session=None) is False
 
 
 def test_one_stack_per_state_dir_and_reset_waits_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    env, topo = _env(tmp_path, monkeypatch), topology.load("dev")
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev", STACK_CONFIGS)
     first = state.LocalState(tmp_path, topo, env)
     first.lock()
     try:
@@ -119,7 +120,7 @@ def test_reset_removes_only_what_fanout_keeps(tmp_path: Path) -> None:
 def test_queue_and_dlq_messages_come_back_once_with_their_receive_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env, topo = _env(tmp_path, monkeypatch), topology.load("dev")
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev", STACK_CONFIGS)
     queue, dlq = topo.queue_name(topo.consumer("persister")), topo.dlq_name(topo.consumer("persister"))
     attrs = {
         "type": {"DataType": "String", "StringValue": "fanout.data.generated.v1"},

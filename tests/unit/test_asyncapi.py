@@ -12,6 +12,7 @@ from unit_support import SCHEMA_DIR
 
 from fanout import asyncapi, topology
 from tests.support.asyncapi_spec import errors
+from tests.support.checkout import STACK_CONFIGS
 
 STACKS = ("dev", "prd")
 WHERE = asyncapi.Where(
@@ -22,7 +23,7 @@ WHERE = asyncapi.Where(
 
 
 def _with_consumers(stack: str, *extra: dict[str, Any]) -> topology.Topology:
-    config = copy.deepcopy(topology.read_stack_config(stack))
+    config = copy.deepcopy(topology.read_stack_config(stack, STACK_CONFIGS))
     config["consumers"] = [*config.get("consumers", []), *extra]
     return topology.from_config(stack, config)
 
@@ -46,14 +47,14 @@ def _resolve(doc: dict[str, Any], ref: dict[str, str]) -> Any:
     "where", [asyncapi.Where(), WHERE, asyncapi.Where(region="eu-west-1", local_endpoint="http://127.0.0.1:4566")]
 )
 def test_the_document_of_each_stack_validates_against_the_official_schema(stack: str, where: asyncapi.Where) -> None:
-    doc = asyncapi.document(topology.load(stack), where)
+    doc = asyncapi.document(topology.load(stack, STACK_CONFIGS), where)
     assert doc["asyncapi"] == "3.0.0"
     assert errors(doc) == []
 
 
 def test_the_official_schema_is_really_applied() -> None:
     # The check can fail: a wrong action, an unknown SNS protocol, a payload schema that is not a schema.
-    doc = asyncapi.document(topology.load("dev"), WHERE)
+    doc = asyncapi.document(topology.load("dev", STACK_CONFIGS), WHERE)
     for change in (
         lambda d: d["operations"]["persister"].update(action="consume"),
         lambda d: d["operations"]["persister"]["bindings"]["sns"]["consumers"][0].update(protocol="pigeon"),
@@ -65,7 +66,7 @@ def test_the_official_schema_is_really_applied() -> None:
 
 
 def test_one_message_per_event_type_keyed_by_type_with_its_schema_and_cloudevents_headers() -> None:
-    doc = asyncapi.document(topology.load("dev"))
+    doc = asyncapi.document(topology.load("dev", STACK_CONFIGS))
     messages = doc["components"]["messages"]
     assert sorted(messages) == _event_types() == ["fanout.data.generated.v1", "fanout.data.persisted.v1"]
     for event_type, message in messages.items():
@@ -105,7 +106,7 @@ def test_one_message_per_event_type_keyed_by_type_with_its_schema_and_cloudevent
 
 
 def test_producers_send_and_every_consumer_receives_by_name() -> None:
-    topo = topology.load("dev")
+    topo = topology.load("dev", STACK_CONFIGS)
     doc = asyncapi.document(topo)
     ops = doc["operations"]
     receive = {name for name, op in ops.items() if op["action"] == "receive"}
@@ -124,7 +125,7 @@ def test_producers_send_and_every_consumer_receives_by_name() -> None:
 
 
 def test_a_consumer_added_to_the_topology_appears_as_its_receive_operation() -> None:
-    before = asyncapi.document(topology.load("dev"))
+    before = asyncapi.document(topology.load("dev", STACK_CONFIGS))
     assert "audit" not in before["operations"]
     topo = _with_consumers(
         "dev",
@@ -205,7 +206,7 @@ def test_the_messages_of_a_receive_operation_are_what_its_selection_lets_through
 
 def test_an_operator_filter_the_sns_binding_cannot_type_is_kept_as_an_extension() -> None:
     # The archive's {"prefix": ...} inside a list: the SNS binding 0.1.0 schema allows only strings there.
-    doc = asyncapi.document(topology.load("dev"))
+    doc = asyncapi.document(topology.load("dev", STACK_CONFIGS))
     (sns,) = doc["operations"]["archive"]["bindings"]["sns"]["consumers"]
     assert "filterPolicy" not in sns
     assert sns["x-filterPolicy"] == {"type": [{"prefix": "fanout."}]}
@@ -213,8 +214,8 @@ def test_an_operator_filter_the_sns_binding_cannot_type_is_kept_as_an_extension(
 
 
 def test_arns_and_region_appear_only_when_known() -> None:
-    bare = asyncapi.document(topology.load("dev"))
+    bare = asyncapi.document(topology.load("dev", STACK_CONFIGS))
     assert "servers" not in bare and "x-arn" not in bare["channels"]["topic"]
-    placed = asyncapi.document(topology.load("dev"), WHERE)
+    placed = asyncapi.document(topology.load("dev", STACK_CONFIGS), WHERE)
     assert placed["channels"]["topic"]["x-arn"] == WHERE.topic_arn
     assert placed["servers"]["sns"]["host"] == "sns.eu-west-1.amazonaws.com"

@@ -12,6 +12,7 @@ from bench.calls import CallCounter
 from fanout import cost, topology
 from fanout.local import metering
 from fanout.local.costpanel import Meter
+from tests.support.checkout import STACK_CONFIGS
 
 PUBLISH = {
     "service": "sns",
@@ -141,7 +142,7 @@ def test_bench_prices_with_the_same_model() -> None:
     counter = CallCounter()
     counter.units.update(cost.units_of([PUBLISH] * 4 + [emulator(20.0, ["sns"])]))
     ours = {"accepted": 4, "invocations": {}, "invocation_ms_each": {"api": [10.0] * 4}, "statuses": {"202": 4}}
-    model = bench_cost.model(counter, ours, topology.load("dev"), seed_put_ms=5.0)
+    model = bench_cost.model(counter, ours, topology.load("dev", STACK_CONFIGS), seed_put_ms=5.0)
     expected = cost.dollars(
         dict(counter.units),
         lambda_requests={"api": 4},

@@ -14,6 +14,7 @@ from unit_support import Aws
 from fanout import localenv, schedule, topology
 from fanout.local.runtime import Runtime
 from fanout.local.scheduler import Scheduler, rate_seconds
+from tests.support.checkout import STACK_CONFIGS
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,7 @@ def _runtime(monkeypatch: pytest.MonkeyPatch, **env: str) -> Runtime:
     monkeypatch.delenv("FANOUT_GENERATOR", raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    return Runtime(localenv.load(), topology.load("dev"))
+    return Runtime(localenv.load(), topology.load("dev", STACK_CONFIGS))
 
 
 def test_the_scheduler_fires_the_generator_on_the_override(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:

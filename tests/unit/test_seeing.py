@@ -16,6 +16,7 @@ from moto import mock_aws
 from fanout import observe, topology, tracing
 from fanout.local.ledger import Ledger, message_key
 from fanout.local.trace import report
+from tests.support.checkout import STACK_CONFIGS
 
 EVENT = {"id": "01K0000000000000000000000A", "type": "fanout.data.generated.v1", "subject": "alice"}
 
@@ -134,7 +135,7 @@ def _row(group: str, line: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def test_trace_on_aws_reads_the_functions_log_lines_through_logs_insights() -> None:
-    topo = topology.load("dev")
+    topo = topology.load("dev", STACK_CONFIGS)
     event_id = "01K00000000000000000000000"
     prefix = f"/aws/lambda/{topo.prefix}"
     logs = boto3.client("logs", region_name="us-east-1")
@@ -179,7 +180,7 @@ def test_trace_on_aws_reads_the_functions_log_lines_through_logs_insights() -> N
 
 
 def test_trace_on_aws_queries_every_function_log_group_from_the_ulid_time() -> None:
-    topo = topology.load("dev")
+    topo = topology.load("dev", STACK_CONFIGS)
     event_id = "01K00000000000000000000000"
     logs = boto3.client("logs", region_name="us-east-1")
     made = tracing.id_time(event_id)
@@ -207,7 +208,7 @@ def test_trace_on_aws_reports_a_failed_query() -> None:
         )
         stub.add_response("get_query_results", {"status": "Failed", "results": []}, {"queryId": "q-3"})
         with pytest.raises(tracing.TraceError, match="failed"):
-            tracing.on_aws(logs, topology.load("dev"), "01K00000000000000000000000")
+            tracing.on_aws(logs, topology.load("dev", STACK_CONFIGS), "01K00000000000000000000000")
 
 
 def test_trace_on_aws_refuses_an_id_that_would_break_the_query() -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from fanout import localenv, topology
 from fanout.local import state
+from tests.support.checkout import STACK_CONFIGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -224,7 +225,7 @@ def _dead_pid() -> int:
 
 def _state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> state.LocalState:
     monkeypatch.setenv("FANOUT_STATE_DIR", str(tmp_path))
-    return state.LocalState(tmp_path, topology.load("dev"), localenv.load())
+    return state.LocalState(tmp_path, topology.load("dev", STACK_CONFIGS), localenv.load())
 
 
 def test_a_clean_stop_leaves_no_lock_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
