@@ -67,7 +67,7 @@ def _dlq_of(sqs: Any, url: str, account: str | None = None) -> tuple[str | None,
         raise
 
 
-def _tags(sqs: Any, url: str) -> dict[str, str] | None:
+def queue_tags(sqs: Any, url: str) -> dict[str, str] | None:
     """A queue's tags, or None when it was deleted meanwhile."""
     try:
         return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
@@ -154,7 +154,7 @@ def _refuse_foreign(sqs: Any, queue_name: str, name: str, role: str | None) -> N
         if _is_missing(exc):
             return
         raise
-    tags = _tags(sqs, url)
+    tags = queue_tags(sqs, url)
     if tags is None:
         return
     if tags.get(TAG) != name or tags.get(ROLE_TAG) != role:
@@ -306,7 +306,7 @@ def _bus_consumers(sqs: Any, events: Any, bus_name: str) -> dict[str, ConsumerQu
                 url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
             except ClientError:
                 continue
-            tags = _tags(sqs, url)
+            tags = queue_tags(sqs, url)
             if tags is None or TAG not in tags or tags.get(ROLE_TAG) == "tap":
                 continue  # only consumers (the trace's tap rule and others' targets are not)
             dlq_url, missing = _dlq_of(sqs, url, account)
@@ -325,7 +325,7 @@ def discover(
             url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
         except ClientError:
             continue  # subscription to a deleted queue
-        tags = _tags(sqs, url)
+        tags = queue_tags(sqs, url)
         if tags is None or tags.get(ROLE_TAG) == "tap":
             continue  # the local trace taps and `fanout tail`'s queue observe the topic; they are not consumers
         name = tags.get(TAG, queue_name)
@@ -345,7 +345,7 @@ def discover_kept(
         for url in page.get("QueueUrls", []):
             if url in taken:
                 continue
-            tags = _tags(sqs, url)
+            tags = queue_tags(sqs, url)
             if (
                 tags is None
                 or TAG not in tags

@@ -380,9 +380,11 @@ class LocalState:
         saved = []
         for name, q in sorted(consumers.discover(sqs, sns, topic_arn).items()):
             check()
-            if name in declared or not q.dlq_url:
+            if name in declared or not (q.dlq_url or q.missing):
                 continue  # declared consumers come back from the stack config
             arn = consumers.queue_arn(sqs, q.queue_url)
+            if arn not in subs:
+                continue  # unsubscribed meanwhile
             attrs = sns.get_subscription_attributes(SubscriptionArn=subs[arn])["Attributes"]
             redrive = sqs.get_queue_attributes(QueueUrl=q.queue_url, AttributeNames=["RedrivePolicy"])
             policy = attrs.get("FilterPolicy")
@@ -390,7 +392,8 @@ class LocalState:
                 {
                     "name": name,
                     "queue_name": q.queue_url.rsplit("/", 1)[-1],
-                    "dlq_name": q.dlq_url.rsplit("/", 1)[-1],
+                    # A deleted DLQ is made again at the next start.
+                    "dlq_name": q.dlq_url.rsplit("/", 1)[-1] if q.dlq_url else q.missing[0],
                     "max_receive_count": int(json.loads(redrive["Attributes"]["RedrivePolicy"])["maxReceiveCount"]),
                     "filter_policy": json.loads(policy) if policy else None,
                     "filter_scope": attrs.get("FilterPolicyScope", "MessageAttributes"),
@@ -410,7 +413,7 @@ class LocalState:
         listed = [url for page in sqs.get_paginator("list_queues").paginate() for url in page.get("QueueUrls", [])]
 
         def tags(url: str) -> dict[str, str]:
-            return sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+            return consumers.queue_tags(sqs, url) or {}  # {}: deleted since it was listed
 
         tagged = zip(listed, pool.map(tags, listed) if pool is not None else map(tags, listed), strict=True)
         return sorted(url for url, t in tagged if consumers.TAG in t and t.get("fanout:role") != "tap")

@@ -189,3 +189,28 @@ def test_a_removed_consumers_kept_queues_are_found_with_their_counts(sqs_sns: An
     uses = consumers.name_uses(topo, found, {"old": gone})
     problem = topology.name_problem("fanout-dev", "old", topology.subscribed_queue_names("old"), uses)
     assert problem and "consumer name 'old' is taken: removed from Pulumi.dev.yaml" in problem
+
+
+def test_snapshots_go_on_when_a_dlq_was_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from fanout import localenv
+    from fanout.local import state
+    from fanout.local.provision import provision
+    from tests.support.checkout import STACK_CONFIGS
+
+    monkeypatch.setenv("FANOUT_STATE_DIR", str(tmp_path))
+    env, topo = localenv.load(), topology.load("dev", STACK_CONFIGS)
+    with mock_aws():
+        session = boto3.session.Session(region_name=env.region)
+        provision(topo, env, session)
+        kept = state.LocalState(tmp_path, topo, env)
+        kept.restore(session)
+        sqs, sns = session.client("sqs"), session.client("sns")
+        extra = _ensure(sqs, sns, env.topic_arn(topo.topic_name), "extra", "extra", "extra-dlq")
+        sqs.send_message(QueueUrl=extra.queue_url, MessageBody="waiting")
+        sqs.delete_queue(QueueUrl=str(extra.dlq_url))
+        assert kept.snapshot(session, final=True)
+    saved = json.loads((tmp_path / "consumers.json").read_text())
+    assert [(c["name"], c["dlq_name"]) for c in saved] == [("extra", "extra-dlq")]  # made again at the next start
+    assert [m["body"] for m in json.loads((tmp_path / "queues.json").read_text())["extra"]] == ["waiting"]
