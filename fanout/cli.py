@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from fanout import consumers, localenv, tokens, topology
+from fanout import consumers, localenv, publish, tokens, topology
 from fanout.text import plural, printable, printable_json
 
 
@@ -215,7 +215,7 @@ def cmd_subscribe(args: argparse.Namespace) -> None:
     # The one rule for names, as `new-consumer` and the stack config apply it: the name fits every AWS
     # name a consumer makes, and no consumer (declared, subscribed, or removed with its queues kept) or
     # queue of the stack has it.
-    topology.check_consumer_name(stack.topo.prefix, args.name, handler=args.handler is not None, where="NAME")
+    topology.check_consumer_name(stack.topo.prefix, args.name, handler=False, where="NAME")  # queues only
     queue_name, dlq_name = topology.subscribed_queue_names(args.name)
     problem = topology.name_problem(stack.topo.prefix, args.name, (queue_name, dlq_name), stack.name_uses())
     if problem:
@@ -518,6 +518,7 @@ def parser() -> argparse.ArgumentParser:
     from fanout import new_consumer  # offline: writes files, needs no stack
 
     new_consumer.register(sub)
+    publish.register(sub)
     return p
 
 
@@ -525,7 +526,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (CliError, localenv.LocalConfigError, topology.TopologyError, consumers.ConsumerError) as exc:
+    except (
+        CliError,
+        localenv.LocalConfigError,
+        topology.TopologyError,
+        consumers.ConsumerError,
+        publish.PublishError,
+    ) as exc:
         # Errors can quote names and server answers: escaped like every other line for a person.
         print(printable(f"fanout: error: {exc}"), file=sys.stderr)
         return 1

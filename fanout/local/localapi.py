@@ -117,6 +117,7 @@ class LocalApi:
             (rf"/_local/consumers/{CONSUMER}/dlq/purge", self.purge),
             (r"/_local/replay", lambda: self.replay(body)),
             (r"/_local/handlers", lambda: self.register_handler(body)),
+            (r"/_local/publish", lambda: self.publish(body, q)),
         ]
         for routes, allowed in ((gets, ("GET", "HEAD")), (posts, ("POST",))):
             for pattern, fn in routes:
@@ -348,6 +349,81 @@ class LocalApi:
             return _error(404, "this stack runs no registered handlers")
         status, doc = self.handlers(body)
         return _json(status, doc)
+
+    # ------------------------------------------------------------------ publish
+
+    def publish(self, body: bytes, q: dict[str, str]) -> Answer:
+        """`fanout publish`: a CloudEvent on the topic as the producers publish it, or to one consumer's queue.
+
+        Checked here as the producers check (its type's schema); `raw=1` sends the bytes as they are.
+        Answers {"id": event id (or the message id of a raw body that has none), "consumer": name or null}.
+        """
+        from handlers.core import charset, events, publisher
+
+        raw = q.get("raw") in ("1", "true")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return _error(400, "the body is not UTF-8 text (SQS and SNS carry text only)")
+        try:
+            doc: Any = json.loads(text)
+        except (ValueError, RecursionError):
+            doc = None
+        if not raw:
+            try:
+                events.validate(doc)
+            except events.InvalidEvent as exc:
+                return _error(400, f"not a valid CloudEvent: {exc}")
+        event = doc if isinstance(doc, dict) else {}
+        # What filter policies match on, when the body carries it (a raw body may not).
+        attributes = (
+            events.sns_attributes(event)
+            if isinstance(event.get("type"), str) and isinstance(event.get("subject"), str)
+            else {}
+        )
+        name = q.get("consumer")
+        if not name:
+            if raw:
+                kwargs: dict[str, Any] = {"TopicArn": self.topic_arn, "Message": text}
+                if attributes:
+                    kwargs["MessageAttributes"] = attributes
+                message_id = self.sns.publish(**kwargs)["MessageId"]
+            else:
+                message_id = publisher.publish(event)
+            return _json(
+                200, {"id": event.get("id") if isinstance(event.get("id"), str) else message_id, "consumer": None}
+            )
+        target = self._consumer(name)
+        if isinstance(target, Answer):
+            return target
+        if not target.queue_url or target.removed:
+            return _error(409, f"consumer {name!r} is removed from the stack config; nothing would handle it")
+        declared = {c.name: c for c in self.topology().consumers}
+        message = text if raw else charset.sqs_json(event)
+        if name in declared and declared[name].source == "bus" and not raw:
+            message, attributes = json.dumps(self._bus_envelope(event)), {}  # as the bus rule delivers it
+        kwargs = {"QueueUrl": target.queue_url, "MessageBody": message}
+        if attributes:
+            kwargs["MessageAttributes"] = attributes
+        message_id = self.sqs.send_message(**kwargs)["MessageId"]
+        return _json(200, {"id": event.get("id") if isinstance(event.get("id"), str) else message_id, "consumer": name})
+
+    def _bus_envelope(self, event: dict[str, Any]) -> dict[str, Any]:
+        import uuid
+
+        from fanout.localenv import ACCOUNT_ID
+
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": event["type"],
+            "source": "fanout.persister",
+            "account": ACCOUNT_ID,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": self.env.region,
+            "resources": [],
+            "detail": event,
+        }
 
     # ------------------------------------------------------------------ replay
 
