@@ -76,7 +76,7 @@ class Stack:
             known = ", ".join(sorted(found)) or "none"
             raise CliError(f"no consumer named {name!r} (consumers: {known})")
         q = found[name]
-        if q.missing:
+        if q.missing and not q.dlq_url:
             raise CliError(f"consumer {name!r}'s DLQ {q.missing[0]} does not exist (deleted?)")
         if not q.dlq_url:
             raise CliError(f"consumer {name!r} has no DLQ")
@@ -134,8 +134,9 @@ def cmd_status(args: argparse.Namespace) -> None:
             print(f"  {name:<20} removed from Pulumi.{stack.env.stack}.yaml; its queues are kept ({held})")
         else:
             print(f"  {name:<20} {held}")
-        print(f"  {'':<20} queue {doc['queue_url'] or '(gone)'}")
-        dlq = doc["dlq_url"] or (f"MISSING: {doc['missing'][0]} does not exist" if doc.get("missing") else None)
+        gone = ", ".join(doc.get("missing", []))
+        print(f"  {'':<20} queue {doc['queue_url'] or f'MISSING: {gone} does not exist'}")
+        dlq = doc["dlq_url"] or (f"MISSING: {gone} does not exist" if gone else None)
         print(f"  {'':<20} dlq   {dlq}")
 
 

@@ -360,8 +360,9 @@ def discover_kept(
         if "queue" in urls:
             dlq_url, missing = _dlq_of(sqs, urls["queue"])
             kept[name] = ConsumerQueues(name, urls["queue"], dlq_url or urls.get("dlq"), removed=True, missing=missing)
-        else:  # only its DLQ is left: nothing to redrive into
-            kept[name] = ConsumerQueues(name, "", urls["dlq"], removed=True)
+        else:  # only its DLQ is left (its queue was deleted): reported missing, nothing to redrive into
+            queue = urls["dlq"].rsplit("/", 1)[-1].removesuffix("-dlq")
+            kept[name] = ConsumerQueues(name, "", urls["dlq"], missing=(queue,))
     return kept
 
 

@@ -287,7 +287,7 @@ def cmd_unsubscribe(args: argparse.Namespace) -> None:
         known = ", ".join(sorted(n for n in found if n not in {c.name for c in stack.topo.consumers})) or "none"
         raise _cli_error(f"no subscribed consumer named {args.name!r} (subscribed with `fanout subscribe`: {known})")
     q = found[args.name]
-    queue_name = q.queue_url.rsplit("/", 1)[-1] if q.queue_url else args.name
+    queue_name = q.queue_url.rsplit("/", 1)[-1] if q.queue_url else (q.missing or (args.name,))[0]
     dlq_name = q.dlq_url.rsplit("/", 1)[-1] if q.dlq_url else (q.missing or (f"{queue_name}-dlq",))[0]
     held = consumers.counts(stack.sqs, q.queue_url) or 0
     dead = consumers.counts(stack.sqs, q.dlq_url) or 0

@@ -159,7 +159,7 @@ class LocalApi:
             found = self.consumers(fresh=True)
         if name not in found:
             return _error(404, f"no consumer named {name!r} (consumers: {', '.join(sorted(found)) or 'none'})")
-        if found[name].missing:
+        if found[name].missing and not found[name].dlq_url:
             return _error(404, f"consumer {name!r}'s DLQ {found[name].missing[0]} does not exist (deleted?)")
         if not found[name].dlq_url:
             return _error(404, f"consumer {name!r} has no DLQ")

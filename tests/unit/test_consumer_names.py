@@ -214,3 +214,15 @@ def test_snapshots_go_on_when_a_dlq_was_deleted(tmp_path: Path, monkeypatch: pyt
     saved = json.loads((tmp_path / "consumers.json").read_text())
     assert [(c["name"], c["dlq_name"]) for c in saved] == [("extra", "extra-dlq")]  # made again at the next start
     assert [m["body"] for m in json.loads((tmp_path / "queues.json").read_text())["extra"]] == ["waiting"]
+
+
+def test_a_deleted_queue_is_reported_missing_with_its_dlq_still_found(sqs_sns: Any) -> None:
+    sqs, sns, topic = sqs_sns
+    a = _ensure(sqs, sns, topic, "a", "a", "a-dlq")
+    sqs.delete_queue(QueueUrl=a.queue_url)
+    found = consumers.discover(sqs, sns, topic)
+    assert "a" not in found  # its subscription points at a deleted queue
+    left = consumers.discover_kept(sqs, found)["a"]
+    assert (left.queue_url, left.dlq_url, left.missing, left.removed) == ("", a.dlq_url, ("a",), False)
+    consumers.remove(sqs, sns, topic, "a", "a-dlq")
+    assert consumers.discover_kept(sqs, consumers.discover(sqs, sns, topic)) == {}
