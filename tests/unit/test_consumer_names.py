@@ -226,3 +226,23 @@ def test_a_deleted_queue_is_reported_missing_with_its_dlq_still_found(sqs_sns: A
     assert (left.queue_url, left.dlq_url, left.missing, left.removed) == ("", a.dlq_url, ("a",), False)
     consumers.remove(sqs, sns, topic, "a", "a-dlq")
     assert consumers.discover_kept(sqs, consumers.discover(sqs, sns, topic)) == {}
+
+
+def test_with_no_stack_running_new_consumer_refuses_a_name_saved_as_subscribed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: no stack answers
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("FANOUT_PORT", str(port))
+    monkeypatch.setenv("FANOUT_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "state").mkdir()
+    saved = [{"name": "audit", "queue_name": "audit", "dlq_name": "audit-dlq", "max_receive_count": 3}]
+    (tmp_path / "state" / "consumers.json").write_text(json.dumps(saved))
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  fanout:prefix: fanout-dev\n")
+    uses = new_consumer.running_names(["dev"])
+    with pytest.raises(new_consumer.NewConsumerError, match="consumer name 'audit' is taken: subscribed with"):
+        new_consumer.plan("audit", None, "topic", None, tmp_path, uses)
