@@ -39,7 +39,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def check(data: bytes, source: str) -> dict[str, Any]:
     """The CloudEvent in `data`, valid for its type's schema; PublishError naming the problem otherwise."""
-    from handlers.core import events
+    from fanout_kit import events
 
     try:
         text = data.decode("utf-8")

@@ -358,7 +358,8 @@ class LocalApi:
         Checked here as the producers check (its type's schema); `raw=1` sends the bytes as they are.
         Answers {"id": event id (or the message id of a raw body that has none), "consumer": name or null}.
         """
-        from handlers.core import charset, events, publisher
+        from fanout_kit import events
+        from handlers.core import charset, publisher
 
         raw = q.get("raw") in ("1", "true")
         try:
@@ -389,7 +390,7 @@ class LocalApi:
                     kwargs["MessageAttributes"] = attributes
                 message_id = self.sns.publish(**kwargs)["MessageId"]
             else:
-                message_id = publisher.publish(event)
+                message_id = publisher.publish(publisher.typed(event))
             return _json(
                 200, {"id": event.get("id") if isinstance(event.get("id"), str) else message_id, "consumer": None}
             )

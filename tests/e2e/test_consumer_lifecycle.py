@@ -80,7 +80,7 @@ def unique(base: str) -> str:
 
 def event(**changes: Any) -> dict[str, Any]:
     """A valid CloudEvent as a producer would build it, with `changes` applied (None deletes a key)."""
-    from handlers.core import events
+    from fanout_kit import events
 
     doc = events.build(
         "fanout.data.generated.v1",
