@@ -74,7 +74,7 @@ def test_subscribe_errors_are_one_line(stack: Stack) -> None:
     for args, text in [
         (["subscribe", "bad name!"], "NAME"),
         (["subscribe", "x", "--filter-policy", "{nope"], "filter-policy"),
-        (["subscribe", "persister"], "already exists"),
+        (["subscribe", "persister"], "consumer name 'persister' is taken: declared in Pulumi.dev.yaml"),
         (["dlq", "show", "missing"], "no consumer"),
     ]:
         r = stack.cli(*args, check=False)

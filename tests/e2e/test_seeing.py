@@ -85,8 +85,8 @@ def test_trace_says_filtered_and_pending_per_consumer(stack: Stack) -> None:
         assert doc["consumers"][refused] == {"state": "filtered", "attempts": 0}
         assert doc["consumers"][waiting] == {"state": "pending", "attempts": 0}
     finally:
-        stack.cli("unsubscribe", refused)
-        stack.cli("unsubscribe", waiting)
+        stack.cli("unsubscribe", refused, "--force")  # its queue may still hold the test's events
+        stack.cli("unsubscribe", waiting, "--force")  # its queue may still hold the test's events
 
 
 def test_trace_follows_a_failing_message_through_retries_to_the_dlq(stack: Stack) -> None:
@@ -177,8 +177,8 @@ def test_replay_to_one_consumer_reaches_only_its_queue(stack: Stack) -> None:
         time.sleep(1)
         assert drain(sqs, url_other, 1, timeout=2) == []
     finally:
-        stack.cli("unsubscribe", one)
-        stack.cli("unsubscribe", other)
+        stack.cli("unsubscribe", one, "--force")  # its queue may still hold the test's events
+        stack.cli("unsubscribe", other, "--force")  # its queue may still hold the test's events
 
 
 # ---------------------------------------------------------------------- tail
