@@ -14,6 +14,7 @@ import time
 from typing import Any, NoReturn
 
 from fanout import consumers, localenv, publish, tokens, topology
+from fanout.consumers import ConsumerQueues  # the method Stack.consumers hides the module in the class body
 from fanout.text import plural, printable, printable_json
 
 
@@ -57,7 +58,7 @@ class Stack:
             self.sqs, self.sns, self.topic_arn, events=self.events, bus_name=self.topo.event_bus_name
         )
 
-    def every_consumer(self) -> dict[str, consumers.ConsumerQueues]:
+    def every_consumer(self) -> dict[str, ConsumerQueues]:
         """The consumers of `consumers()`, and the removed ones whose queues are kept (marked removed)."""
         found = self.consumers()
         declared = {c.name for c in self.topo.consumers}

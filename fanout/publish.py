@@ -86,7 +86,8 @@ def send(api_url: str, data: bytes, consumer: str | None, raw: bool) -> dict[str
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
-            return json.loads(response.read())
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read()).get("message")
