@@ -106,21 +106,29 @@ class Poller(threading.Thread):
         self._keeper: _Keeper | None = None
 
     def _receive(self) -> list[dict[str, Any]]:
+        """A batch, gathered as an event source mapping does: it is handed over once it is full or, from its
+        first message, once the batching window has passed (no window: what the first receive brought)."""
         messages: list[dict[str, Any]] = []
-        deadline = time.monotonic() + self.batching_window
+        deadline = 0.0
         while not self.stop.is_set() and len(messages) < self.batch_size:
+            left = deadline - time.monotonic()
             got = self.sqs.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
                 VisibilityTimeout=self.hold,
                 # Short long-polls keep shutdown under a second or two.
-                WaitTimeSeconds=0 if messages else 1,
+                WaitTimeSeconds=1 if not messages or left >= 1 else 0,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
+            if got and not messages:
+                deadline = time.monotonic() + self.batching_window
             messages += got
-            if not got or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if not messages or left <= 0:
                 break
+            if not got:
+                self.stop.wait(min(0.1, left))
         return messages
 
     def _loadable(self) -> bool:

@@ -57,7 +57,7 @@ class Function:
         return self.answer
 
 
-def _poller(sqs: Any, url: str, function: Function, timeout: int = 30) -> Poller:
+def _poller(sqs: Any, url: str, function: Function, timeout: int = 30, window: float = 0) -> Poller:
     return Poller(
         name="c-0",
         sqs=sqs,
@@ -65,7 +65,7 @@ def _poller(sqs: Any, url: str, function: Function, timeout: int = 30) -> Poller
         queue_arn="arn:aws:sqs:us-east-1:123456789012:q",
         handler=function,
         batch_size=10,
-        batching_window=0,
+        batching_window=window,
         region="us-east-1",
         timeout_seconds=timeout,
         stop=threading.Event(),
@@ -133,3 +133,27 @@ def test_a_batch_received_as_its_poller_stops_is_back_at_once(sqs: Any) -> None:
     poller._receive = lambda: sqs.receive_message(QueueUrl=url, VisibilityTimeout=40)["Messages"]  # type: ignore[method-assign]
     assert poller.poll_once() == 0
     assert function.calls == 0 and sqs.receive_message(QueueUrl=url).get("Messages")
+
+
+def test_a_batching_window_gathers_what_arrives_within_it_as_lambda_does(sqs: Any) -> None:
+    url = _queue(sqs)  # one message waits; two more arrive 0.4 s into the window
+    sizes: list[int] = []
+    later = threading.Timer(
+        0.4, lambda: [sqs.send_message(QueueUrl=url, MessageBody=f'{{"id": "e{n}"}}') for n in (2, 3)]
+    )
+    later.start()
+    assert (
+        _poller(sqs, url, Function(lambda event: sizes.append(len(event["Records"])) or {}), window=1.5).poll_once()
+        == 3
+    )
+    assert sizes == [3]  # one invocation with all three, not one with the first alone
+
+
+def test_without_a_window_a_batch_is_what_the_first_receive_brings(sqs: Any) -> None:
+    url = _queue(sqs)
+    sizes: list[int] = []
+    later = threading.Timer(0.4, lambda: sqs.send_message(QueueUrl=url, MessageBody='{"id": "e2"}'))
+    later.start()
+    assert _poller(sqs, url, Function(lambda event: sizes.append(len(event["Records"])) or {})).poll_once() == 1
+    later.join()
+    assert sizes == [1]
