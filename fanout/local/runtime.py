@@ -389,6 +389,9 @@ class Runtime:
             except topology.TopologyError as exc:
                 say(f"{exc}; the running topology is unchanged")
                 return
+            if new.ordering != self.topo.ordering:
+                say(f"fanout:ordering {new.ordering} applies only to a new stack; the running topology is unchanged")
+                return
             if (new.prefix, new.generator, new.auth) != (self.topo.prefix, self.topo.generator, self.topo.auth):
                 say(
                     f"Pulumi.{self.env.stack}.yaml: prefix, generator and token settings apply on the next "
