@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -59,3 +60,18 @@ def drain(sqs: Any, queue_url: str, expected: int, timeout: float = 15) -> list[
             got[m["MessageId"]] = m
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
     return list(got.values())
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (children, their children...), from ps."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        p, pp = (int(x) for x in line.split())
+        children.setdefault(pp, []).append(p)
+    found, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.append(c)
+            todo.append(c)
+    return found

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import textwrap
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import post, wait_for
+from tests.e2e.helpers import descendants, post, wait_for
 from tests.support.checkout import repo_copy
 from tests.support.stack import Stack, finish_output, launch, running_stack
 
@@ -166,20 +165,6 @@ def _dlq(stack: Stack, name: str) -> list[Any]:
     return json.loads(stack.cli("dlq", "show", name, "--json").stdout)
 
 
-def _descendants(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        p, pp = (int(x) for x in line.split())
-        children.setdefault(pp, []).append(p)
-    found, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            found.append(c)
-            todo.append(c)
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -222,11 +207,11 @@ def test_ctrl_c_mid_invocation_is_a_clean_stop(checkout: tuple[Path, Path], tmp_
     (control / "mending.broken").touch()
     first = launch(state, cwd=repo, FANOUT_SNAPSHOT_SECONDS="1")
     try:
-        family = _descendants(first.proc.pid)
+        family = descendants(first.proc.pid)
         held = post(first, "probe-held").json()["id"]
         waiting = [post(first, "probe-mending").json()["id"] for _ in range(2)]
         wait_for(lambda: _log(control, "held"), timeout=30)  # its invocation is in flight
-        family += _descendants(first.proc.pid)
+        family += descendants(first.proc.pid)
         started = time.monotonic()
         os.killpg(first.proc.pid, signal.SIGINT)  # what a terminal's Ctrl+C does: the whole foreground group
         first.proc.wait(10)
@@ -270,7 +255,7 @@ def test_sigterm_leaves_no_process_behind(tmp_path: Path) -> None:
     repo, control = _checkout(tmp_path)
     (repo / "handlers" / "e2e_hang.py").write_text(HANG.format(control=str(control)))
     with running_stack(tmp_path / "state", cwd=repo) as stack:
-        family = _descendants(stack.proc.pid)
+        family = descendants(stack.proc.pid)
         # Added while it runs: a handler that starts a child of its own, and one whose init never ends.
         _with_consumers(
             repo, _consumer("spawn", "handlers.e2e_probe:spawn") + _consumer("hang", "handlers.e2e_hang:handler")
@@ -279,7 +264,7 @@ def test_sigterm_leaves_no_process_behind(tmp_path: Path) -> None:
         post(stack, "probe-spawn")
         wait_for(lambda: (control / "hang.pid").exists() and ["end"] in _log(control, "spawn"), timeout=30)
         spawned, hung = int(_log(control, "spawn")[0][0]), int((control / "hang.pid").read_text())
-        family += _descendants(stack.proc.pid)
+        family += descendants(stack.proc.pid)
         assert _alive(spawned) and _alive(hung)
         started = time.monotonic()
         stack.proc.send_signal(signal.SIGTERM)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import descendants, wait_for
 from tests.support.stack import ROOT, Stack, finish_output, launch, running_stack, stack_env
 
 
@@ -32,20 +32,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _descendants(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        p, pp = (int(x) for x in line.split())
-        children.setdefault(pp, []).append(p)
-    found, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            found.append(c)
-            todo.append(c)
-    return found
-
-
 @pytest.mark.parametrize(
     ("sig", "group"),
     [(signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGTERM, True)],
@@ -54,7 +40,7 @@ def _descendants(pid: int) -> list[int]:
 def test_stops_within_five_seconds_leaving_nothing(tmp_path: Path, sig: signal.Signals, group: bool) -> None:
     with running_stack(tmp_path) as stack:
         stack_pid = stack.proc.pid
-        family = _descendants(stack_pid)
+        family = descendants(stack_pid)
         assert family, "make run should have children (python, moto)"
         api_port, aws_port = int(stack.env["FANOUT_PORT"]), int(stack.env["FANOUT_AWS_PORT"])
         # Some traffic first, so pollers and the gateway are busy when the signal lands.
@@ -127,7 +113,7 @@ def test_token_cli_matches_the_stack(tmp_path: Path) -> None:
 
 def test_stop_under_post_load_is_well_under_five_seconds(tmp_path: Path) -> None:
     with running_stack(tmp_path) as stack:
-        family = _descendants(stack.proc.pid)
+        family = descendants(stack.proc.pid)
         headers = stack.auth("under-load")
         halt, answers = threading.Event(), collections.Counter()
 
@@ -169,7 +155,7 @@ def test_stop_under_post_load_is_well_under_five_seconds(tmp_path: Path) -> None
 def test_a_killed_run_leaves_a_lock_that_the_next_run_takes_over(tmp_path: Path) -> None:
     killed = launch(tmp_path)
     runtime_pids = [
-        p for p in _descendants(killed.proc.pid) if b"fanout.local" in Path(f"/proc/{p}/cmdline").read_bytes()
+        p for p in descendants(killed.proc.pid) if b"fanout.local" in Path(f"/proc/{p}/cmdline").read_bytes()
     ]
     os.killpg(killed.proc.pid, signal.SIGKILL)  # no stop, no snapshot, no unlock
     killed.proc.wait(10)
