@@ -20,6 +20,7 @@ from fanout.topology import NameUse, Topology
 
 TAG = "fanout:consumer"
 ROLE_TAG = "fanout:role"  # "dlq" on a consumer's DLQ, "tap" on the local observers' queues
+SOURCE_TAG = "fanout:source"  # "bus" on a bus consumer's queue
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
@@ -192,6 +193,30 @@ def _admit_only(
     )
 
 
+def ensure_kept(
+    sqs: Any,
+    *,
+    name: str,
+    queue_name: str | None,
+    dlq_name: str | None,
+    max_receive_count: int = 3,
+    visibility_timeout: int = 30,
+    tags: dict[str, str] | None = None,
+) -> ConsumerQueues:
+    """The kept queues of a consumer removed from the stack config, made again: its DLQ, and its queue
+    redriving to it, tagged as they were; nothing delivers to them (no subscription, no rule)."""
+    dlq_url, redrive = _dlq(sqs, name, dlq_name, max_receive_count) if dlq_name else (None, None)
+    queue_url = ""
+    if queue_name:
+        _refuse_foreign(sqs, queue_name, name, None)
+        queue_url = sqs.create_queue(QueueName=queue_name, tags={**(tags or {}), TAG: name})["QueueUrl"]
+        attributes = {"VisibilityTimeout": str(visibility_timeout)}
+        if redrive:
+            attributes["RedrivePolicy"] = redrive
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=attributes)
+    return ConsumerQueues(name, queue_url, dlq_url, removed=True)
+
+
 def queue_exists(sqs: Any, name: str) -> bool:
     try:
         sqs.get_queue_url(QueueName=name)
@@ -269,7 +294,7 @@ def ensure_bus(
     """
     dlq_url, redrive = _dlq(sqs, name, dlq_name, max_receive_count)
     _refuse_foreign(sqs, queue_name, name, None)
-    queue_url = sqs.create_queue(QueueName=queue_name, tags={TAG: name, "fanout:source": "bus"})["QueueUrl"]
+    queue_url = sqs.create_queue(QueueName=queue_name, tags={TAG: name, SOURCE_TAG: "bus"})["QueueUrl"]
     arn = queue_arn(sqs, queue_url)
     rule_arn = events.put_rule(Name=queue_name, EventBusName=bus_name, EventPattern=json.dumps(event_pattern))[
         "RuleArn"

@@ -6,7 +6,9 @@ What is kept, under the state dir (FANOUT_STATE_DIR, default .fanout/):
   consumers.json             consumers added at run time (`fanout subscribe`): queue, DLQ, filter
   trace.json                 the trace ledger: what became of the last events (`fanout trace`)
   queues.json                messages waiting in queues and DLQs at a clean stop (body, attributes,
-                             receive count); loaded once at the next start, then removed
+                             receive count), and the queues, DLQ and redrive settings of the consumers
+                             that held them (a consumer removed from the stack config gets them back);
+                             loaded once at the next start, then removed
   handlers.json              the handlers `fanout subscribe --handler` registered (module, directory)
   credentials.json           the emulated endpoint's keys for the current run (`fanout env`)
 The dir is 0700 and must belong to the user who runs the stack; nothing in it is opened through a
@@ -51,6 +53,9 @@ LOCK = ".lock"
 TABLES, S3, CONSUMERS = "tables", "s3", "consumers.json"
 TRACE = "trace.json"  # the trace ledger (fanout/local/ledger.py)
 QUEUES = "queues.json"  # messages waiting in the consumers' queues and DLQs at the last clean stop
+# In QUEUES, under a key no queue name can be: for each consumer whose queues held messages, its
+# queue, DLQ and redrive settings, so a consumer removed from the stack config gets its kept queues back.
+KEPT = "#consumers"
 HANDLERS = "handlers.json"  # what `fanout subscribe --handler` registered: name -> module:function, directory
 ENTRIES = (TABLES, S3, CONSUMERS, TRACE, QUEUES, HANDLERS, CREDENTIALS, "moto_recording", LOCK)
 HIDE_SECONDS = 300  # restoring receive counts: messages already restored stay out of the way this long
@@ -408,23 +413,29 @@ class LocalState:
 
     # ------------------------------------------------------------------ queues
 
-    def _consumer_queues(self, sqs: Any, pool: ThreadPoolExecutor | None = None) -> list[str]:
-        """Every consumer queue and DLQ (tagged fanout:consumer), never the trace or tail taps."""
+    def _consumer_queues(self, sqs: Any, pool: ThreadPoolExecutor | None = None) -> dict[str, dict[str, str]]:
+        """Every consumer queue and DLQ (tagged fanout:consumer) with its tags, never the trace or tail taps."""
         listed = [url for page in sqs.get_paginator("list_queues").paginate() for url in page.get("QueueUrls", [])]
 
         def tags(url: str) -> dict[str, str]:
             return consumers.queue_tags(sqs, url) or {}  # {}: deleted since it was listed
 
         tagged = zip(listed, pool.map(tags, listed) if pool is not None else map(tags, listed), strict=True)
-        return sorted(url for url, t in tagged if consumers.TAG in t and t.get("fanout:role") != "tap")
+        return {url: t for url, t in sorted(tagged) if consumers.TAG in t and t.get(consumers.ROLE_TAG) != "tap"}
 
     def _snapshot_queues(self, sqs: Any, check: Callable[[], None], returned: Collection[str] = ()) -> None:
         # At the stop, with every second counted: the queues are read side by side (moto serves each
         # request in a thread of its own), not one after the other.
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="save-queue") as pool:
-            urls = self._consumer_queues(sqs, pool)
+            tagged = self._consumer_queues(sqs, pool)
+            urls = list(tagged)
             read = pool.map(lambda url: self._read_queue(sqs, url, check, returned), urls)
-            saved = {url.rsplit("/", 1)[-1]: messages for url, messages in zip(urls, read, strict=True) if messages}
+            held = {url: messages for url, messages in zip(urls, read, strict=True) if messages}
+            names = sorted({tagged[url][consumers.TAG] for url in held})
+            about = dict(zip(names, pool.map(lambda n: _describe(sqs, n, tagged), names), strict=True))
+        saved: dict[str, Any] = {url.rsplit("/", 1)[-1]: messages for url, messages in held.items()}
+        if about:
+            saved[KEPT] = about
         _write_atomic(self.root / QUEUES, lambda fh: json.dump(saved, fh))
 
     def _read_queue(
@@ -466,11 +477,26 @@ class LocalState:
         return list(messages.values())
 
     def _restore_queues(self, sqs: Any) -> int:
-        """Put the saved messages back, each once, with its receive count; then forget them."""
+        """Put the saved messages back, each once, with its receive count; then forget them.
+
+        A consumer no longer in the stack config gets its queues made again (kept, nothing delivers to
+        them), so the messages it held stay reachable by `fanout dlq` until they are dealt with.
+        """
         path = self.root / QUEUES
         saved = _load_json(path)
         if saved is None:
             return 0
+        about: dict[str, dict[str, Any]] = saved.pop(KEPT, None) or {}
+        owners = {
+            q: (name, role)
+            for name, a in about.items()
+            for role, q in (("queue", a.get("queue")), ("dlq", a.get("dlq")))
+            if q
+        }
+        declared = {c.name for c in self.topo.consumers}
+        for name, a in about.items():
+            if name not in declared:
+                self._recreate_kept(sqs, name, a)
         restored = 0
         for name, messages in saved.items():
             try:
@@ -480,10 +506,40 @@ class LocalState:
                     "queue %s is gone from the stack config; its %d saved messages are dropped", name, len(messages)
                 )
                 continue
+            owner = owners.get(name)
+            tags = consumers.queue_tags(sqs, url) or {}
+            if owner is not None and (tags.get(consumers.TAG), tags.get(consumers.ROLE_TAG) or "queue") != owner:
+                # Never pour one consumer's messages into a queue that now belongs to another.
+                log.warning(
+                    "queue %s now belongs to %s, not to consumer %s; its %d saved messages are dropped",
+                    name,
+                    f"consumer {tags[consumers.TAG]}" if consumers.TAG in tags else "something else",
+                    owner[0],
+                    len(messages),
+                )
+                continue
             restored += _put_back(sqs, url, messages)
         # Loaded once: a crash before the next clean stop must not bring them back a second time.
         path.unlink()
         return restored
+
+    def _recreate_kept(self, sqs: Any, name: str, about: dict[str, Any]) -> None:
+        """A removed consumer's queue and DLQ, as they were (tags, redrive policy), unless they exist already."""
+        names = [q for q in (about.get("queue"), about.get("dlq")) if q]
+        if not names or any(consumers.queue_exists(sqs, q) for q in names):
+            return  # subscribed (restored from consumers.json), or taken by another: put back by ownership
+        try:
+            consumers.ensure_kept(
+                sqs,
+                name=name,
+                queue_name=about.get("queue"),
+                dlq_name=about.get("dlq"),
+                max_receive_count=int(about.get("max_receive_count") or 3),
+                visibility_timeout=int(about.get("visibility_timeout") or self.env.visibility_timeout),
+                tags={k: v for k, v in (about.get("tags") or {}).items() if k == consumers.SOURCE_TAG},
+            )
+        except consumers.ConsumerError as exc:
+            log.warning("removed consumer %s's queues are not kept: %s", name, exc)
 
     # ------------------------------------------------------------------ helpers
 
@@ -535,6 +591,30 @@ def _put_back(sqs: Any, url: str, messages: list[dict[str, Any]]) -> int:
             ],
         )
     return len(messages)
+
+
+def _describe(sqs: Any, name: str, tagged: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """One consumer's queues as the snapshot keeps them: names, redrive settings, where it was fed from."""
+    mine = {t.get(consumers.ROLE_TAG) or "queue": url for url, t in tagged.items() if t[consumers.TAG] == name}
+    about: dict[str, Any] = {"queue": None, "dlq": None, "max_receive_count": None, "visibility_timeout": None}
+    if "dlq" in mine:
+        about["dlq"] = mine["dlq"].rsplit("/", 1)[-1]
+    if "queue" in mine:
+        about["queue"] = mine["queue"].rsplit("/", 1)[-1]
+        with contextlib.suppress(ClientError):  # deleted meanwhile: its name is enough
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=mine["queue"], AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
+            ).get("Attributes", {})
+            if "RedrivePolicy" in attrs:
+                policy = json.loads(attrs["RedrivePolicy"])
+                about["dlq"] = about["dlq"] or policy["deadLetterTargetArn"].rsplit(":", 1)[-1]
+                about["max_receive_count"] = int(policy["maxReceiveCount"])
+            if "VisibilityTimeout" in attrs:
+                about["visibility_timeout"] = int(attrs["VisibilityTimeout"])
+        source = tagged[mine["queue"]].get(consumers.SOURCE_TAG)
+        if source:
+            about["tags"] = {consumers.SOURCE_TAG: source}
+    return about
 
 
 class Snapshotter(threading.Thread):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,84 @@ def test_queue_and_dlq_messages_come_back_once_with_their_receive_counts(
     with mock_aws():
         session = _fresh_stack(env, topo)
         assert state.LocalState(tmp_path, topo, env).restore(session)["messages"] == 0
+
+
+def test_a_consumer_removed_while_stopped_gets_its_kept_queues_back_with_their_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev", STACK_CONFIGS)
+    archive = topo.consumer("archive")
+    queue, dlq = topo.queue_name(archive), topo.dlq_name(archive)
+    with mock_aws():
+        session = _fresh_stack(env, topo)
+        kept = state.LocalState(tmp_path, topo, env)
+        kept.restore(session)
+        sqs = session.client("sqs")
+        sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=dlq)["QueueUrl"], MessageBody="dead")
+        assert kept.snapshot(session, final=True)
+
+    # The stack config no longer declares the archive consumer.
+    without = dataclasses.replace(topo, consumers=tuple(c for c in topo.consumers if c.name != "archive"))
+
+    def restart() -> tuple[Any, state.LocalState, int]:
+        session = _fresh_stack(env, without)
+        again = state.LocalState(tmp_path, without, env)
+        return session, again, again.restore(session)["messages"]
+
+    with mock_aws():
+        session, again, restored = restart()
+        assert restored == 1
+        sqs, sns = session.client("sqs"), session.client("sns")
+        found = consumers.discover(sqs, sns, env.topic_arn(topo.topic_name))
+        assert set(found) == {"persister"}  # nothing delivers to the archive's queue
+        kept_now = consumers.discover_kept(sqs, found, {"persister"})
+        assert set(kept_now) == {"archive"} and kept_now["archive"].removed
+        q, d = kept_now["archive"].queue_url, str(kept_now["archive"].dlq_url)
+        assert (q.rsplit("/", 1)[-1], d.rsplit("/", 1)[-1]) == (queue, dlq)
+        redrive = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["RedrivePolicy"])["Attributes"]
+        policy = json.loads(redrive["RedrivePolicy"])
+        assert policy["maxReceiveCount"] == archive.max_receive_count
+        assert policy["deadLetterTargetArn"].endswith(f":{dlq}")
+        assert sqs.list_queue_tags(QueueUrl=d)["Tags"] == {consumers.TAG: "archive", consumers.ROLE_TAG: "dlq"}
+        assert [m["Body"] for m in consumers.peek(sqs, d)] == ["dead"]  # once
+        assert consumers._redrive_by_copy(sqs, d, q) == 1  # what `fanout dlq redrive` does on moto
+        assert again.snapshot(session, final=True)
+
+    with mock_aws():  # in its queue now, its DLQ empty: still kept, the message there once
+        session, again, restored = restart()
+        assert restored == 1
+        sqs = session.client("sqs")
+        kept_now = consumers.discover_kept(sqs, {}, {"persister"})
+        assert consumers.counts(sqs, kept_now["archive"].queue_url) == 1
+        assert consumers.counts(sqs, kept_now["archive"].dlq_url) == 0
+        assert consumers.purge(sqs, kept_now["archive"].queue_url) == 1
+        assert again.snapshot(session, final=True)
+
+    with mock_aws():  # both empty at the stop: not made again, the name is free
+        session, _, restored = restart()
+        assert restored == 0
+        sqs = session.client("sqs")
+        assert consumers.discover_kept(sqs, {}, {"persister"}) == {}
+        assert not consumers.queue_exists(sqs, queue) and not consumers.queue_exists(sqs, dlq)
+
+
+def test_saved_messages_never_go_into_a_queue_that_now_belongs_to_another_consumer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev", STACK_CONFIGS)
+    dlq = topo.dlq_name(topo.consumer("archive"))
+    with mock_aws():
+        session = _fresh_stack(env, topo)
+        kept = state.LocalState(tmp_path, topo, env)
+        kept.restore(session)
+        sqs = session.client("sqs")
+        sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=dlq)["QueueUrl"], MessageBody="dead")
+        assert kept.snapshot(session, final=True)
+    without = dataclasses.replace(topo, consumers=tuple(c for c in topo.consumers if c.name != "archive"))
+    with mock_aws():
+        session = _fresh_stack(env, without)
+        sqs = session.client("sqs")
+        # Made by someone else meanwhile, under the archive's DLQ name.
+        url = sqs.create_queue(QueueName=dlq, tags={consumers.TAG: "other"})["QueueUrl"]
+        assert state.LocalState(tmp_path, without, env).restore(session)["messages"] == 0
+        assert consumers.counts(sqs, url) == 0
