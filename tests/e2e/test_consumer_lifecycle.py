@@ -270,3 +270,52 @@ def test_a_raw_poison_message_lands_in_the_dlq(live: Stack, repo: Path) -> None:
         return any(m["body"] == poison for m in shown)
 
     assert wait_for(in_dlq, timeout=30), live.text()[-2000:]
+
+
+def test_a_removed_consumers_kept_queues_come_back_after_a_restart(tmp_path: Path) -> None:
+    """Removed while the stack runs, or while it is stopped: after `make run` starts again on the same state
+    dir its queues are there, listed as removed, each message once, and the DLQ tools work on them."""
+    (tmp_path / "checkout").mkdir()
+    repo, state = repo_copy(tmp_path / "checkout"), tmp_path / "state"
+    running, stopped = unique("gonelive"), unique("gonestopped")
+    entries = {name: f"    - name: {name}\n      maxReceiveCount: 2\n" for name in (running, stopped)}
+    for entry in entries.values():
+        append_consumer(repo, entry)
+    config = repo / "Pulumi.dev.yaml"
+    dead = {name: f"dead for {name}" for name in entries}
+    with running_stack(state, cwd=repo, FANOUT_VISIBILITY_TIMEOUT="1") as first:
+        sqs = first.boto("sqs")
+        for name in entries:
+            sqs.send_message(QueueUrl=status(first, repo)[name]["dlq_url"], MessageBody=dead[name])
+        ok(fanout(first, repo, "publish", "--consumer", running, "-", stdin=json.dumps(event())))
+        said = len(first.output)
+        config.write_text(config.read_text().replace(entries[running], ""))
+        assert wait_for(lambda: any("its queues are kept" in x for x in first.output[said:])), first.text()[-2000:]
+    config.write_text(config.read_text().replace(entries[stopped], ""))  # while nothing runs
+
+    with running_stack(state, cwd=repo, FANOUT_VISIBILITY_TIMEOUT="1") as second:
+        assert "saved messages are dropped" not in second.text()
+        doc = status(second, repo)
+        for name, queued in ((running, 1), (stopped, 0)):
+            assert doc[name]["removed"] is True, doc[name]
+            assert (doc[name]["messages"], doc[name]["dlq_messages"]) == (queued, 1), doc[name]
+            assert doc[name]["queue_url"].endswith(f"fanout-dev-{name}")
+            assert doc[name]["dlq_url"].endswith(f"fanout-dev-{name}-dlq")
+            shown = json.loads(ok(fanout(second, repo, "dlq", "show", name, "--json")))
+            assert [m["body"] for m in shown] == [dead[name]]  # once
+        assert "removed from Pulumi.dev.yaml; its queues are kept (1 messages, DLQ 1)" in ok(
+            fanout(second, repo, "status")
+        )
+        refused(fanout(second, repo, "subscribe", stopped), "its queues are kept")
+        assert ok(fanout(second, repo, "dlq", "redrive", running)).startswith("1 message moved")
+        assert ok(fanout(second, repo, "dlq", "purge", stopped)).startswith("purged 1 message")
+        doc = status(second, repo)
+        assert (doc[running]["messages"], doc[running]["dlq_messages"]) == (2, 0)
+        assert (doc[stopped]["messages"], doc[stopped]["dlq_messages"]) == (0, 0)
+
+    with running_stack(state, cwd=repo, FANOUT_VISIBILITY_TIMEOUT="1") as third:
+        doc = status(third, repo)
+        # Emptied before the stop and still absent from the config: gone, its name free again.
+        assert stopped not in doc
+        assert doc[running]["removed"] is True and (doc[running]["messages"], doc[running]["dlq_messages"]) == (2, 0)
+        ok(fanout(third, repo, "subscribe", stopped))
