@@ -486,7 +486,11 @@ class LocalState:
         saved = _load_json(path)
         if saved is None:
             return 0
-        about: dict[str, dict[str, Any]] = saved.pop(KEPT, None) or {}
+        described = saved.pop(KEPT, None)
+        # Written by an older fanout (no such key) or edited by hand: the messages still come back.
+        about: dict[str, dict[str, Any]] = (
+            {n: a for n, a in described.items() if isinstance(a, dict)} if isinstance(described, dict) else {}
+        )
         owners = {
             q: (name, role)
             for name, a in about.items()
