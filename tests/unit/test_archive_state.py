@@ -247,3 +247,39 @@ def test_saved_messages_never_go_into_a_queue_that_now_belongs_to_another_consum
         url = sqs.create_queue(QueueName=dlq, tags={consumers.TAG: "other"})["QueueUrl"]
         assert state.LocalState(tmp_path, without, env).restore(session)["messages"] == 0
         assert consumers.counts(sqs, url) == 0
+
+
+def test_a_removed_bus_consumers_kept_queue_comes_back_as_a_bus_consumers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, topo = _env(tmp_path, monkeypatch), topology.load("dev", STACK_CONFIGS)
+    with mock_aws():
+        session = _fresh_stack(env, topo)
+        kept = state.LocalState(tmp_path, topo, env)
+        kept.restore(session)
+        sqs = session.client("sqs")
+        made = consumers.ensure_bus(
+            sqs,
+            session.client("events"),
+            topo.event_bus_name,
+            name="busy",
+            queue_name="fanout-dev-busy",
+            dlq_name="fanout-dev-busy-dlq",
+            event_pattern={"source": ["fanout.persister"]},
+            max_receive_count=4,
+        )
+        sqs.send_message(QueueUrl=made.queue_url, MessageBody="waiting")
+        assert kept.snapshot(session, final=True)
+    with mock_aws():  # no rule feeds it any more: its queues come back, kept
+        session = _fresh_stack(env, topo)
+        assert state.LocalState(tmp_path, topo, env).restore(session)["messages"] == 1
+        sqs = session.client("sqs")
+        back = consumers.discover_kept(sqs, {}, {c.name for c in topo.consumers})["busy"]
+        assert back.removed and consumers.counts(sqs, back.queue_url) == 1
+        assert sqs.list_queue_tags(QueueUrl=back.queue_url)["Tags"] == {
+            consumers.TAG: "busy",
+            consumers.SOURCE_TAG: "bus",
+        }
+        redrive = sqs.get_queue_attributes(QueueUrl=back.queue_url, AttributeNames=["RedrivePolicy"])["Attributes"]
+        assert json.loads(redrive["RedrivePolicy"])["maxReceiveCount"] == 4
+        assert str(back.dlq_url).endswith("/fanout-dev-busy-dlq")
