@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.helpers import wait_for
-from tests.support.stack import ROOT, Stack, running_stack
+from tests.support.stack import Stack, project_copy, running_stack
 
 
 def _shell_env() -> dict[str, str]:
@@ -29,7 +29,7 @@ def _shell_env() -> dict[str, str]:
 
 def _paste(script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", "-c", script], cwd=ROOT, env=_shell_env(), capture_output=True, text=True, timeout=timeout
+        ["bash", "-c", script], cwd=project_copy(), env=_shell_env(), capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -64,7 +64,7 @@ def test_the_banner_commands_reach_a_stack_on_other_ports(tmp_path: Path) -> Non
         # `tail` as printed sees the next event published on this stack's topic.
         tail = subprocess.Popen(
             ["bash", "-c", f"{cli} tail"],
-            cwd=ROOT,
+            cwd=project_copy(),
             env=_shell_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

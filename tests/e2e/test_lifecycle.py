@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.e2e.helpers import descendants, wait_for
-from tests.support.stack import ROOT, Stack, finish_output, launch, running_stack, stack_env
+from tests.support.stack import ROOT, Stack, finish_output, launch, project_copy, running_stack, stack_env
 
 
 def _port_free(port: int) -> bool:
@@ -82,7 +82,9 @@ def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
         busy.listen()
         env = stack_env(tmp_path)
         env["FANOUT_AWS_PORT"] = str(busy.getsockname()[1])
-        r = subprocess.run(["make", "-s", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            ["make", "-s", "run"], cwd=project_copy(), env=env, capture_output=True, text=True, timeout=60
+        )
     assert r.returncode != 0
     assert "in use" in r.stderr and "FANOUT_AWS_PORT" in r.stderr and "Traceback" not in r.stderr
 

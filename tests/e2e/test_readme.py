@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import post, user, wait_for
-from tests.support.stack import ROOT, SECRET, Stack, running_stack
+from tests.support.stack import ROOT, SECRET, Stack, project_copy, running_stack
 
 README = ROOT / "README.md"
 DEFAULT_API, DEFAULT_AWS = "http://127.0.0.1:8000", "http://127.0.0.1:4566"
@@ -86,7 +86,7 @@ def test_a_readme_snippet_works_pasted_into_a_fresh_shell(readme_stack: Stack, t
     script = block.replace(DEFAULT_API, readme_stack.api_url).replace(DEFAULT_AWS, readme_stack.aws_endpoint)
     done = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
-        cwd=ROOT,
+        cwd=project_copy(),
         env=env,
         capture_output=True,
         text=True,

@@ -22,7 +22,7 @@ from fanout import consumers, localenv, topology
 from fanout.local import state
 from fanout.local.ledger import Ledger
 from fanout.local.provision import provision
-from tests.support.stack import ROOT, stack_env
+from tests.support.stack import ROOT, project_copy, stack_env
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_make_run_refuses_it_in_one_line(tmp_path: Path) -> None:
     shared.chmod(0o777)
     done = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "-m", "fanout.local"],
-        cwd=ROOT,
+        cwd=project_copy(),
         env=stack_env(shared),
         capture_output=True,
         text=True,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -86,6 +89,21 @@ class Stack:
         )
 
 
+_PROJECT_COPY: list[Path] = []
+
+
+def project_copy() -> Path:
+    """The project as shipped, copied once per test process: stacks run from it unless a test names another
+    checkout, so no stack reads the user's own stack configs or handlers/ (theirs to edit)."""
+    if not _PROJECT_COPY:
+        from tests.support.checkout import repo_copy
+
+        base = Path(tempfile.mkdtemp(prefix="fanout-project-"))
+        atexit.register(shutil.rmtree, base, True)
+        _PROJECT_COPY.append(repo_copy(base))
+    return _PROJECT_COPY[0]
+
+
 def stack_env(state_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FANOUT_"))}
     env.update(
@@ -109,14 +127,16 @@ def _drain(pipe: Any, lines: list[str]) -> None:
 
 
 def launch(
-    state_dir: Path, *, stdout: Any = subprocess.PIPE, timeout: float = 60, cwd: Path = ROOT, **extra: str
+    state_dir: Path, *, stdout: Any = subprocess.PIPE, timeout: float = 60, cwd: Path | None = None, **extra: str
 ) -> Stack:
     """Start `make run` on free ports and wait until /healthz answers; the caller stops it with stop().
 
     With the default stdout=PIPE a thread drains the output into `Stack.output` as it comes;
     a caller may pass an open file instead (the kernel then writes it, nothing to drain).
-    `cwd` runs it in another checkout (a copy of the repository that a test may edit).
+    `cwd` runs it in another checkout (a copy of the repository that a test may edit); by default, in
+    `project_copy()`.
     """
+    cwd = cwd or project_copy()
     env = stack_env(state_dir, **extra)
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "-s", "run"],
@@ -161,7 +181,7 @@ def launch(
 
 
 @contextlib.contextmanager
-def running_stack(state_dir: Path, timeout: float = 60, cwd: Path = ROOT, **extra: str) -> Iterator[Stack]:
+def running_stack(state_dir: Path, timeout: float = 60, cwd: Path | None = None, **extra: str) -> Iterator[Stack]:
     stack = launch(state_dir, timeout=timeout, cwd=cwd, **extra)
     try:
         yield stack
