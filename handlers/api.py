@@ -2,9 +2,11 @@
 
 The caller is whoever the authorizer says (its context), never anything in the request.
 Domain errors become HTTP answers in one place, as {"message": ...}.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Powertools builds the OpenAPI document from the routes'
+annotations, and as strings (`"Response[str]"`) they failed to resolve depending on import order, which
+broke /openapi.json.
+"""
 
 import base64
 import binascii
