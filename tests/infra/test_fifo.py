@@ -64,13 +64,18 @@ def test_a_batching_window_is_refused_for_a_topic_consumer_on_a_fifo_stack_only(
     from_config("dev", {"ordering": "fifo", "consumers": [{**consumer, "source": "bus", "eventPattern": PATTERN}]})
 
 
-def test_the_fifo_suffix_counts_against_the_queue_name_limit() -> None:
-    # <prefix>-<name>-sub-dlq is 80 characters (SQS's limit) with these; ".fifo" goes over it.
+def test_queue_names_keep_room_for_the_fifo_suffix_on_either_ordering() -> None:
+    # <prefix>-<name>-sub-dlq at 75 characters fits both orderings (80 with ".fifo", SQS's limit); one more is
+    # refused on both, so a standard stack's consumers can move to a fifo stack under the same names.
     prefix = "fanout-long-prefix-name"
-    name = "n" * (80 - len(f"{prefix}--sub-dlq"))
-    from_config("dev", {"prefix": prefix, "consumers": [{"name": name}]})
-    with pytest.raises(TopologyError, match=r"SQS queue name '.*\.fifo' 8\d characters, and AWS allows at most 80"):
-        from_config("dev", {"prefix": prefix, "ordering": "fifo", "consumers": [{"name": name}]})
+    name = "n" * (75 - len(f"{prefix}--sub-dlq"))
+    for ordering in ("standard", "fifo"):
+        from_config("dev", {"prefix": prefix, "ordering": ordering, "consumers": [{"name": name}]})
+        with pytest.raises(
+            TopologyError,
+            match=r"too long: it makes the SQS queue name .*(76 characters, and at most 75|81 characters, and AWS)",
+        ):
+            from_config("dev", {"prefix": prefix, "ordering": ordering, "consumers": [{"name": name + "n"}]})
 
 
 @pulumi.runtime.test
