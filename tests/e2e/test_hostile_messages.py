@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import textwrap
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from tests.e2e.helpers import post, user, wait_for
@@ -22,7 +24,16 @@ def _status(stack: Stack) -> dict[str, Any]:
     return json.loads(stack.cli("status", "--json").stdout)
 
 
-def test_hostile_bodies_on_the_topic_stop_no_tail_and_odd_ids_can_be_traced(stack: Stack) -> None:
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[Stack]:
+    # Not the shared stack: another test's subscription with a MessageBody filter scope makes moto parse every
+    # body published on the topic, and moto answers 500 to a publish it cannot parse (AWS would not).
+    with running_stack(tmp_path, FANOUT_VISIBILITY_TIMEOUT="1") as s:
+        yield s
+
+
+def test_hostile_bodies_on_the_topic_stop_no_tail_and_odd_ids_can_be_traced(own_stack: Stack) -> None:
+    stack = own_stack
     sub = user()
     tails = [Tail(stack, "--json", "--subject", sub), Tail(stack, "--subject", sub)]
     odd_id = f"odd/{uuid.uuid4().hex[:8]}/../id/"

@@ -31,7 +31,8 @@ def test_a_stack_that_logs_far_more_than_a_pipe_holds_keeps_its_data_path(tmp_pa
 
         # Each poison message is logged on each of its receives; an undrained pipe would stop the
         # persister (and every other thread that logs) long before the last one reached the DLQ.
-        wait_for(lambda: in_dlq() >= POISON, timeout=90, interval=1)
+        # 1,200 failed receives at one-second retries: about 75 s on a loaded 2-core machine.
+        wait_for(lambda: in_dlq() >= POISON, timeout=180, interval=1)
         logged = len(stack.text().encode())
         assert logged > 4 * PIPE_BUFFER, f"only {logged} bytes logged: the test no longer overflows a pipe"
         # The persister, gateway and api all log; none of them is blocked: a new item still arrives.
