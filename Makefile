@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.package-lock.json
 STACK ?= dev
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help install run test lint format unit infra-test e2e robustness browser browser-deps bench plan package \
+.PHONY: help install run test check lint format unit infra-test e2e robustness browser browser-deps bench plan package \
         dist lock screenshot reset clean
 
 help: ## list the targets
@@ -40,6 +40,8 @@ run: $(STAMP) ## start the whole system locally (emulated AWS + API + web app)
 	exec $(PY) -m fanout.local
 
 test: lint unit infra-test e2e robustness browser ## every check: lint, unit, infra, end-to-end, fault/fuzz/security, browser
+
+check: lint unit infra-test ## the everyday loop: lint, unit and infra tests (no stack started)
 
 lint: $(STAMP) ## ruff format --check, ruff check, mypy (strict on fanout_kit and handlers) and zizmor
 	$(VENV)/bin/ruff format --check .

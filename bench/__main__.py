@@ -1,4 +1,4 @@
-"""python -m bench [--events N] [--clients N] [--json PATH] [--only e2e,coldstart,artifacts]"""
+"""python -m bench [--events N] [--clients N] [--soak-events N] [--json PATH] [--only e2e,coldstart,artifacts,soak]"""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import artifacts, coldstart, e2e, report
+from bench import artifacts, coldstart, e2e, report, soak
 from bench.calls import CallCounter
 from fanout import cost as prices
 
-GROUPS = ("e2e", "coldstart", "artifacts")
+GROUPS = ("e2e", "coldstart", "artifacts", "soak")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,14 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=2000, help="events to post (default 2000)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--coldstart-runs", type=int, default=15, help="fresh processes per module (default 15)")
+    parser.add_argument("--soak-events", type=int, default=3000, help="events in the soak (default 3000)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated subset of {','.join(GROUPS)}")
     args = parser.parse_args(argv)
     only = {g.strip() for g in args.only.split(",") if g.strip()}
     if unknown := only - set(GROUPS):
         parser.error(f"unknown group(s): {', '.join(sorted(unknown))}")
-    if args.events < 1 or args.clients < 1:
-        parser.error("--events and --clients must be positive")
+    if args.events < 1 or args.clients < 1 or args.soak_events < 1:
+        parser.error("--events, --clients and --soak-events must be positive")
     # The handlers log every record at INFO otherwise; the bench measures, it does not read logs.
     os.environ.setdefault("FANOUT_LOG_LEVEL", "WARNING")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     if "artifacts" in only:
         print("bench: artifacts (infra.package) ...", file=sys.stderr, flush=True)
         result["artifacts"] = artifacts.measure()
+    if "soak" in only:
+        print(f"bench: soak, {args.soak_events} events at a steady rate ...", file=sys.stderr, flush=True)
+        with contextlib.redirect_stdout(sys.stderr):
+            result["soak"] = soak.measure(args.soak_events)
     result["machine"]["load_average_at_end"] = list(os.getloadavg())
     print(report.render(result))
     if args.json:

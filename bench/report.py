@@ -37,6 +37,8 @@ def render(r: dict[str, Any]) -> str:
         out += ["", *_coldstart(r["coldstart"])]
     if "artifacts" in r:
         out += ["", *_artifacts(r["artifacts"])]
+    if "soak" in r:
+        out += ["", *_soak(r["soak"])]
     return "\n".join(out)
 
 
@@ -164,3 +166,21 @@ def _artifacts(a: dict[str, Any]) -> list[str]:
         f"{a['unzipped_limit_bytes'] / 1024 / 1024:,.0f} MiB limit"
     )
     return lines
+
+
+def _soak(s: dict[str, Any]) -> list[str]:
+    lines = ["5. Soak (tests/fault/soak.py: api handler and persister in this process, moto beside it)"]
+    rows = [
+        ["events (after a warm-up of)", f"{s['events']} ({s['warmup_events']})"],
+        ["rate events/s (target)", f"{_f(s['rate_per_s'])} ({_f(s['target_rate_per_s'], 0)})"],
+        ["RSS before / after MiB", f"{_f(s['rss_before_mib'])} / {_f(s['rss_after_mib'])}"],
+        [
+            "RSS growth MiB per 1,000 events (allowed)",
+            f"{_f(s['rss_growth_mib_per_1000_events'], 2)} ({_f(s['allowed_growth_mib_per_1000_events'], 2)})",
+        ],
+        [
+            "stored exactly once (warm-up included) / dead-lettered",
+            f"{'yes' if s['exactly_once'] else 'NO'}, {s['stored']} / {s['dead_lettered']}",
+        ],
+    ]
+    return lines + _table(["figure", "value"], rows)

@@ -49,6 +49,15 @@ def wait_for(check: Callable[[], Any], timeout: float = 15, interval: float = 0.
         time.sleep(interval)
 
 
+def dlq(stack: Stack, consumer: str) -> list[dict[str, Any]]:
+    """A consumer's DLQ messages as `fanout dlq show --json` lists them, from the /_local endpoint the CLI
+    reads: a wait loop looks without starting a CLI process each time."""
+    r = requests.get(f"{stack.api_url}/_local/consumers/{consumer}/dlq", timeout=30)
+    assert r.status_code == 200, r.text
+    messages: list[dict[str, Any]] = r.json()["messages"]
+    return messages
+
+
 def drain(sqs: Any, queue_url: str, expected: int, timeout: float = 15) -> list[dict[str, Any]]:
     """Receive (and delete) until `expected` messages arrived or the timeout passed."""
     got: dict[str, dict[str, Any]] = {}

@@ -9,7 +9,7 @@ import uuid
 import requests
 
 from fanout_kit import ids
-from tests.e2e.helpers import all_items, drain, post, user, wait_for
+from tests.e2e.helpers import all_items, dlq, drain, post, user, wait_for
 from tests.support.stack import Stack
 
 
@@ -94,11 +94,8 @@ def test_poison_message_goes_to_dlq_without_blocking_valid_ones_and_redrives(sta
     good = post(stack, sub).json()["id"]
     wait_for(lambda: [i["id"] for i in all_items(stack, sub)] == [good], timeout=5)
 
-    def in_dlq() -> list:
-        shown = json.loads(stack.cli("dlq", "show", "persister", "--json").stdout)
-        return shown if len(shown) >= 2 else []
-
-    shown = wait_for(in_dlq, timeout=30, interval=1)
+    wait_for(lambda: len(dlq(stack, "persister")) >= 2, timeout=30, interval=0.5)
+    shown = json.loads(stack.cli("dlq", "show", "persister", "--json").stdout)
     bodies = [m["body"] for m in shown]
     assert "this is not an event" in bodies
     assert all(m["receiveCount"] >= 1 for m in shown)
@@ -113,13 +110,9 @@ def test_poison_message_goes_to_dlq_without_blocking_valid_ones_and_redrives(sta
     assert out.strip().startswith("3 ")
     wait_for(lambda: fixed["id"] in [i["id"] for i in all_items(stack, sub)], timeout=10)
     # The poison ones fail again and return to the DLQ; nothing is lost.
-    wait_for(
-        lambda: len(json.loads(stack.cli("dlq", "show", "persister", "--json").stdout)) == 2, timeout=30, interval=1
-    )
+    wait_for(lambda: len(dlq(stack, "persister")) == 2, timeout=30, interval=0.5)
     assert stack.cli("dlq", "redrive", "persister").stdout.startswith("2 ")
-    wait_for(
-        lambda: len(json.loads(stack.cli("dlq", "show", "persister", "--json").stdout)) == 2, timeout=30, interval=1
-    )
+    wait_for(lambda: len(dlq(stack, "persister")) == 2, timeout=30, interval=0.5)
     sqs.purge_queue(QueueUrl=status["consumers"]["persister"]["dlq_url"])
 
 

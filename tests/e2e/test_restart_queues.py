@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fanout_kit import ids
-from tests.e2e.helpers import post, user, wait_for
+from tests.e2e.helpers import dlq, post, user, wait_for
 from tests.support.stack import Stack, running_stack
 
 
@@ -58,7 +58,7 @@ def test_queue_and_dlq_messages_survive_restarts_once_each(tmp_path: Path) -> No
             QueueUrl=_status(stack)["consumers"]["persister"]["queue_url"],
             MessageBody=json.dumps({"id": poison, "type": "fanout.data.generated.v1"}),
         )
-        wait_for(lambda: json.loads(stack.cli("dlq", "show", "persister", "--json").stdout), timeout=20, interval=0.5)
+        wait_for(lambda: dlq(stack, "persister"), timeout=20, interval=0.5)
 
     for restart in range(2):  # twice: a second restart must not bring anything back a second time
         with running_stack(tmp_path, **extra) as stack:

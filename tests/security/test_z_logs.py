@@ -1,6 +1,6 @@
-"""Logs never contain a token. Runs last (file name): scans everything the shared stack logged at
-DEBUG while the fuzz and security suites threw valid and invalid tokens at it, then the handlers'
-own output in-process at DEBUG."""
+"""Logs never contain a token: the shared stack's DEBUG log, for the tokens this file sends, and the
+handlers' own output in-process at DEBUG. Every other token the fuzz and security suites send is
+checked against the same log when the session ends (tests/fuzz/live.py), whatever order they ran in."""
 
 from __future__ import annotations
 
@@ -14,40 +14,29 @@ import jwt
 import pytest
 import requests
 
-from tests.fuzz.live import TOKENS_SENT, auth, log_path, remember
+from tests.fuzz.live import log_path, remember, secrets, token
 from tests.support.stack import SECRET, Stack
 
 
-def _secrets(tokens: set[str]) -> set[str]:
-    """Each token, and its signature alone: a log line holding either would leak it."""
-    out = set()
-    for t in tokens:
-        if len(t) >= 20:
-            out.add(t)
-        signature = t.rsplit(".", 1)[-1]
-        if len(signature) >= 20:
-            out.add(signature)
-    return out
-
-
 def test_stack_logs_hold_no_token(stack: Stack) -> None:
-    # This test sends its own accepted and refused tokens, so it holds whatever ran before it (or nothing);
-    # the fuzz and security suites' tokens, when they ran on the shared stack, are checked as well.
     user = f"log-{uuid.uuid4().hex[:8]}"
+    sent: set[str] = set()
     for i in range(30):
+        good = token(stack, f"{user}-{i}")
         requests.post(
             f"{stack.api_url}/data",
             json={"informationOne": f"a{i}", "informationTwo": "b"},
-            headers=auth(stack, f"{user}-{i}"),
+            headers={"Authorization": f"Bearer {good}"},
             timeout=10,
         )
         bad = remember(jwt.encode({"sub": f"{user}-{i}", "exp": int(time.time()) + 60}, "z" * 48, algorithm="HS256"))
         requests.get(f"{stack.api_url}/data", headers={"Authorization": f"Bearer {bad}"}, timeout=10)
+        sent |= {good, bad}
     time.sleep(1)
     text = log_path(stack).read_text(encoding="utf-8", errors="replace")
     assert "token refused" in text and "token accepted" in text, "the DEBUG logs were not captured"
-    assert len(TOKENS_SENT) > 50
-    leaked = [s[:16] + "..." for s in _secrets(TOKENS_SENT) if s in text]
+    assert len(sent) == 60
+    leaked = [s[:16] + "..." for s in secrets(sent) if s in text]
     assert not leaked, f"{len(leaked)} tokens found in the stack's logs: {leaked[:3]}"
 
 
@@ -112,5 +101,5 @@ def test_handlers_log_no_token_at_debug(
     out = capfd.readouterr()
     logged = out.out + out.err + caplog.text + "".join(str(r.__dict__) for r in caplog.records)
     assert "token refused" in logged and "token accepted" in logged
-    for secret in _secrets({good, bad}):
+    for secret in secrets({good, bad}):
         assert secret not in logged
