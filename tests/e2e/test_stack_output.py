@@ -34,7 +34,9 @@ def test_a_stack_that_logs_far_more_than_a_pipe_holds_keeps_its_data_path(tmp_pa
         # 1,200 failed receives at one-second retries: about 75 s on a loaded 2-core machine.
         wait_for(lambda: in_dlq() >= POISON, timeout=180, interval=1)
         logged = len(stack.text().encode())
-        assert logged > 4 * PIPE_BUFFER, f"only {logged} bytes logged: the test no longer overflows a pipe"
+        # One line per failed attempt (about 200 KB for 1,200 of them): a pipe nobody read would have blocked
+        # the stack after the first 64 KiB.
+        assert logged > 2 * PIPE_BUFFER, f"only {logged} bytes logged: the test no longer overflows a pipe"
         # The persister, gateway and api all log; none of them is blocked: a new item still arrives.
         sub = user()
         r = post(stack, sub)
